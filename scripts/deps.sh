@@ -1,0 +1,52 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# What building, testing and the demo need on Debian 12, and how to get it.
+#   bash scripts/deps.sh             install whatever is missing
+#   . scripts/deps.sh; deps_install  the same, from another script
+# apt-get update runs only when something is missing, so a machine that has
+# everything is never touched.
+
+BTRFSLAYER_DEPS=(
+	btrfs-progs		# mkfs.btrfs and btrfs(8), for the demo and tests
+	libbtrfsutil-dev
+	libmount-dev
+	libselinux1-dev
+	libcmocka-dev		# unit tests
+	cmake
+	pkg-config
+	gcc
+	make
+)
+
+# Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.
+deps_missing() {
+	local pkg
+	for pkg in "${BTRFSLAYER_DEPS[@]}"; do
+		if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]]; then
+			printf '%s\n' "$pkg"
+		fi
+	done
+}
+
+deps_install() {
+	local missing
+	mapfile -t missing < <(deps_missing)
+	if ((${#missing[@]} == 0)); then
+		return 0
+	fi
+	if ((EUID != 0)); then
+		echo "deps: missing ${missing[*]}; run as root to install them" >&2
+		return 1
+	fi
+	echo "deps: installing ${missing[*]}"
+	# Recommends stay on: gcc needs libc6-dev, which is only a Recommends.
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
+# Run directly rather than sourced: install and report.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+	set -euo pipefail
+	deps_install
+fi

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The kernel's btrfs interface.  libbtrfsutil does the subvolume work; raw
+ * ioctls cover what it lacks (filesystem uuid, quota status).  No other
+ * module issues a btrfs ioctl.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <endian.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <btrfsutil.h>
+#include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
+#include <linux/magic.h>
+
+#include "internal.h"
+
+/* Simple quotas (kernel 6.7) postdate Debian 12's headers. */
+#ifndef BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE
+#define BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE (1ULL << 3)
+#endif
+
+/* libbtrfsutil reports an enum and leaves the syscall's errno behind. */
+static int from_util(enum btrfs_util_error e)
+{
+	switch (e) {
+	case BTRFS_UTIL_OK:
+		return 0;
+	case BTRFS_UTIL_ERROR_NO_MEMORY:
+		return -ENOMEM;
+	case BTRFS_UTIL_ERROR_NOT_BTRFS:
+		return -BTRFSLAYER_ENOTBTRFS;
+	case BTRFS_UTIL_ERROR_NOT_SUBVOLUME:
+		return -ENOTDIR;
+	case BTRFS_UTIL_ERROR_SUBVOLUME_NOT_FOUND:
+		return -ENOENT;
+	default:
+		return errno > 0 ? -errno : -EIO;
+	}
+}
+
+#define UTIL(call) (errno = 0, from_util(call))
+
+/* A name the kernel copies into a fixed buffer: one non-empty component
+ * that fits, checked here rather than trusted. */
+static int check_name(const char *name, size_t buffer_size)
+{
+	if (!name || !*name || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	size_t len = strnlen(name, NAME_MAX + 1);
+	if (len > NAME_MAX || len >= buffer_size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int bl_check_btrfs(int fd)
+{
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) < 0)
+		return -errno;
+	return sfs.f_type == BTRFS_SUPER_MAGIC ? 0 : -BTRFSLAYER_ENOTBTRFS;
+}
+
+int bl_ioctl_fs_uuid(int fd, uint8_t uuid[16])
+{
+	struct btrfs_ioctl_fs_info_args args;
+	int r = bl_check_btrfs(fd);
+	if (r < 0)
+		return r;
+	memset(&args, 0, sizeof(args));
+	if (ioctl(fd, BTRFS_IOC_FS_INFO, &args) < 0)
+		return -errno;
+	memcpy(uuid, args.fsid, 16);
+	return 0;
+}
+
+bool bl_stat_is_subvolume(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) && st->st_ino == BTRFS_FIRST_FREE_OBJECTID;
+}
+
+int bl_ioctl_is_subvolume(int fd)
+{
+	int r = UTIL(btrfs_util_is_subvolume_fd(fd));
+	if (r == -ENOTDIR)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
+int bl_ioctl_subvolume_id(int fd, uint64_t *id)
+{
+	return UTIL(btrfs_util_subvolume_id_fd(fd, id));
+}
+
+int bl_ioctl_get_read_only(int fd, bool *read_only)
+{
+	return UTIL(btrfs_util_get_subvolume_read_only_fd(fd, read_only));
+}
+
+int bl_ioctl_set_read_only(int fd, bool read_only)
+{
+	return UTIL(btrfs_util_set_subvolume_read_only_fd(fd, read_only));
+}
+
+int bl_ioctl_subvolume_create(int dirfd, const char *name)
+{
+	int r = check_name(name, sizeof(((struct btrfs_ioctl_vol_args_v2 *)0)->name));
+	if (r < 0)
+		return r;
+	return UTIL(btrfs_util_create_subvolume_fd(dirfd, name, 0, NULL, NULL));
+}
+
+int bl_ioctl_snapshot(int source_fd, int dirfd, const char *name, bool read_only)
+{
+	int r = check_name(name, sizeof(((struct btrfs_ioctl_vol_args_v2 *)0)->name));
+	if (r < 0)
+		return r;
+	int flags = read_only ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : 0;
+	return UTIL(btrfs_util_create_snapshot_fd2(source_fd, dirfd, name, flags,
+						   NULL, NULL));
+}
+
+int bl_ioctl_destroy(int dirfd, const char *name)
+{
+	int r = check_name(name, sizeof(((struct btrfs_ioctl_vol_args *)0)->name));
+	if (r < 0)
+		return r;
+	return UTIL(btrfs_util_delete_subvolume_fd(dirfd, name, 0));
+}
+
+int bl_ioctl_destroy_by_id(int fd, uint64_t id)
+{
+	return UTIL(btrfs_util_delete_subvolume_by_id_fd(fd, id));
+}
+
+void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(subvolumes[i].path);
+	free(subvolumes);
+}
+
+int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n)
+{
+	struct btrfs_util_subvolume_iterator *iter;
+	struct bl_subvolume *list = NULL;
+	size_t count = 0, cap = 0;
+
+	int r = UTIL(btrfs_util_create_subvolume_iterator_fd(
+		fd, 0, BTRFS_UTIL_SUBVOLUME_ITERATOR_POST_ORDER, &iter));
+	if (r < 0)
+		return r;
+	for (;;) {
+		struct btrfs_util_subvolume_info info;
+		char *path;
+		errno = 0;
+		enum btrfs_util_error e =
+			btrfs_util_subvolume_iterator_next_info(iter, &path, &info);
+		if (e == BTRFS_UTIL_ERROR_STOP_ITERATION)
+			break;
+		r = from_util(e);
+		if (r < 0)
+			goto fail;
+		if (count == cap) {
+			size_t ncap = cap ? 2 * cap : 8;
+			struct bl_subvolume *grown = reallocarray(list, ncap, sizeof(*list));
+			if (!grown) {
+				free(path);
+				r = -ENOMEM;
+				goto fail;
+			}
+			list = grown;
+			cap = ncap;
+		}
+		list[count++] = (struct bl_subvolume){
+			.id = info.id,
+			.parent_id = info.parent_id,
+			.read_only = info.flags & BTRFS_ROOT_SUBVOL_RDONLY,
+			.path = path,
+		};
+	}
+	btrfs_util_destroy_subvolume_iterator(iter);
+	*out = list;
+	*n = count;
+	return 0;
+fail:
+	btrfs_util_destroy_subvolume_iterator(iter);
+	bl_subvolumes_free(list, count);
+	return r;
+}
+
+int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
+{
+	struct btrfs_ioctl_search_args args;
+	int r = bl_check_btrfs(fd);
+	if (r < 0)
+		return r;
+
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = BTRFS_QUOTA_TREE_OBJECTID;
+	args.key.min_type = BTRFS_QGROUP_STATUS_KEY;
+	args.key.max_type = BTRFS_QGROUP_STATUS_KEY;
+	args.key.max_offset = UINT64_MAX;
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0) {
+		if (errno != ENOENT)	/* ENOENT: no quota tree, quotas off */
+			return -errno;
+		args.key.nr_items = 0;
+	}
+
+	*mode = BL_QUOTA_OFF;
+	*inconsistent = false;
+	if (args.key.nr_items == 0)
+		return 0;
+
+	struct btrfs_ioctl_search_header header;
+	struct btrfs_qgroup_status_item item;
+	memcpy(&header, args.buf, sizeof(header));
+	if (header.type != BTRFS_QGROUP_STATUS_KEY ||
+	    header.len < offsetof(struct btrfs_qgroup_status_item, rescan))
+		return -EIO;
+	memset(&item, 0, sizeof(item));
+	memcpy(&item, args.buf + sizeof(header),
+	       header.len < sizeof(item) ? header.len : sizeof(item));
+	uint64_t flags = le64toh(item.flags);
+	if (flags & BTRFS_QGROUP_STATUS_FLAG_ON)
+		*mode = flags & BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE ?
+			BL_QUOTA_SIMPLE : BL_QUOTA_QGROUP;
+	*inconsistent = flags & BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT;
+	return 0;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Deleting a subvolume together with every subvolume a container nested in
+ * it.  The nested ones come from the root tree (no walk of the layer's
+ * files) and are deleted by id, so no path inside the layer — which the
+ * container controls — is ever resolved to delete something.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/openat2.h>
+
+#include "internal.h"
+
+/* A container may add a subvolume while we delete: list again, a few times. */
+#define DESTROY_ATTEMPTS 3
+
+/* Open directory `path` below dirfd without following any symlink and
+ * without leaving dirfd's tree. */
+static int open_beneath(int dirfd, const char *path)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+static const struct bl_subvolume *find(const struct bl_subvolume *list,
+				       size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i].id == id)
+			return &list[i];
+	return NULL;
+}
+
+/* A child of a read-only subvolume cannot be deleted (EROFS): make every
+ * read-only subvolume that has children writable first.  They are all about
+ * to be deleted. */
+static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed,
+			  const struct bl_subvolume *list, size_t n,
+			  const char *path, btrfslayer_error **err)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t parent = list[i].parent_id;
+		int r;
+		if (parent == top_id) {
+			bool ro;
+			if (*top_unsealed)
+				continue;
+			r = bl_ioctl_get_read_only(top_fd, &ro);
+			if (r == 0 && ro)
+				r = bl_ioctl_set_read_only(top_fd, false);
+			if (r < 0)
+				return bl_fail(err, r, "make writable to delete nested subvolumes: %s", path);
+			*top_unsealed = ro;
+			continue;
+		}
+		const struct bl_subvolume *p = find(list, n, parent);
+		if (!p || !p->read_only)
+			continue;
+		int fd = open_beneath(top_fd, p->path);
+		uint64_t id = 0;
+		r = fd < 0 ? fd : bl_ioctl_subvolume_id(fd, &id);
+		if (r == 0 && id != parent)
+			r = -ESTALE;	/* the path no longer leads to it */
+		if (r == 0)
+			r = bl_ioctl_set_read_only(fd, false);
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			return bl_fail(err, r, "make writable to delete nested subvolumes: %s/%s",
+				       path, p->path);
+	}
+	return 0;
+}
+
+static int destroy_nested(int top_fd, bool *top_unsealed, const char *path,
+			  btrfslayer_error **err)
+{
+	struct bl_subvolume *list;
+	uint64_t top_id;
+	size_t n;
+
+	int r = bl_ioctl_subvolume_id(top_fd, &top_id);
+	if (r < 0)
+		return bl_fail(err, r, "read subvolume id: %s", path);
+	r = bl_ioctl_nested_subvolumes(top_fd, &list, &n);
+	if (r < 0)
+		return bl_fail(err, r, "list nested subvolumes: %s", path);
+	r = unseal_parents(top_fd, top_id, top_unsealed, list, n, path, err);
+	/* children come before their parents */
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);
+		if (r == -ENOENT)	/* gone already */
+			r = 0;
+		if (r < 0)
+			bl_fail(err, r, "delete nested subvolume: %s/%s", path, list[i].path);
+	}
+	bl_subvolumes_free(list, n);
+	return r;
+}
+
+int bl_tree_destroy(int dirfd, const char *name, int fd, const char *path,
+		    btrfslayer_error **err)
+{
+	bool top_unsealed = false;
+	int r = 0;
+
+	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
+		r = destroy_nested(fd, &top_unsealed, path, err);
+		if (r < 0)
+			break;
+		r = bl_ioctl_destroy(dirfd, name);
+		if (r != -ENOTEMPTY)
+			break;
+	}
+	if (r == 0)
+		return 0;
+	if (!err || !*err)
+		bl_fail(err, r, "delete subvolume: %s", path);
+	/* leave a read-only layer read-only when it survives */
+	if (top_unsealed && bl_ioctl_set_read_only(fd, true) < 0)
+		bl_log(BTRFSLAYER_LOG_WARNING,
+		       "could not make %s read-only again after a failed removal", path);
+	return r;
+}

@@ -1,0 +1,323 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Integration test of the btrfslayer CLI on a loopback btrfs made here and
+# always torn down.
+#
+#     bash tests/cli/cli_test.sh PATH/TO/btrfslayer
+#
+# Needs root, loop devices and btrfs; without them it skips (exit 77), but
+# under CI=true a skip would hide a broken setup, so it fails instead.
+# CLI_WRAPPER, if set, prefixes every CLI run, e.g.
+#     CLI_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=all --error-exitcode=99"
+set -uo pipefail	# no -e: failing commands are what we test
+
+CLI=${1:?usage: cli_test.sh PATH/TO/btrfslayer}
+CLI=$(realpath -m -- "$CLI")
+read -ra WRAPPER <<<"${CLI_WRAPPER:-}"
+unset BTRFSLAYER_HOME
+
+skip() {
+	if [[ ${CI:-} == true ]]; then
+		echo "cli_test: FAIL: cannot run: $* (CI=true, so this is not a skip)"
+		exit 1
+	fi
+	echo "cli_test: SKIP: $*"
+	exit 77
+}
+
+# ---- setup and teardown ----------------------------------------------------------
+
+TMP='' IMG='' MNT='' TMPFS=''
+cleanup() {
+	local rc=$? m dev
+	for m in "$TMPFS" "$MNT"; do
+		if [[ -n $m ]] && mountpoint -q "$m"; then
+			# -l: if something holds it busy, detach it anyway.
+			umount "$m" || umount -l "$m"
+		fi
+	done
+	if [[ -n $IMG ]]; then
+		for dev in $(losetup -j "$IMG" | cut -d: -f1); do
+			losetup -d "$dev"
+		done
+		rm -f "$IMG"
+	fi
+	# --one-file-system: never reach into a mount that would not go away.
+	[[ -z $TMP ]] || rm -rf --one-file-system "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+
+setup() {
+	((EUID == 0)) || skip "not root"
+	[[ -x $CLI ]] || { echo "cli_test: FAIL: $CLI is not executable"; exit 1; }
+	command -v mkfs.btrfs >/dev/null || skip "mkfs.btrfs not found (btrfs-progs)"
+	command -v losetup >/dev/null || skip "losetup not found"
+	TMP=$(mktemp -d /tmp/cli_test.XXXXXX)
+	IMG=$(mktemp /var/tmp/cli_test.XXXXXX.img)
+	MNT=$TMP/mnt
+	TMPFS=$TMP/tmpfs
+	mkdir "$MNT" "$TMPFS"
+	truncate -s 1G "$IMG"
+	local out
+	out=$(mkfs.btrfs -q "$IMG" 2>&1) || skip "mkfs.btrfs failed: $out"
+	out=$(mount -o loop "$IMG" "$MNT" 2>&1) ||
+		skip "cannot mount a loopback btrfs: $out"
+	out=$(mount -t tmpfs -o size=4m tmpfs "$TMPFS" 2>&1) ||
+		skip "cannot mount a tmpfs: $out"
+	H=$MNT/home
+}
+
+# ---- assertions --------------------------------------------------------------------
+
+PASSED=0 FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok - $1"; }
+fail() {
+	FAILED=$((FAILED + 1))
+	echo "not ok - $1"
+	shift
+	local line
+	for line in "$@"; do
+		echo "#   $line"
+	done
+}
+
+# t NAME WANT CMD...: run CMD, which must exit WANT; leaves RC, OUT, ERR.
+t() {
+	local name=$1 want=$2
+	shift 2
+	OUT=$("$@" 2>"$TMP/stderr")
+	RC=$?
+	ERR=$(<"$TMP/stderr")
+	if ((RC == want)); then
+		pass "$name"
+	else
+		fail "$name" "exit status $RC, want $want" "stdout: $OUT" "stderr: $ERR"
+	fi
+}
+
+# COND; verdict NAME: pass or fail on the status of the condition just run.
+verdict() {
+	local rc=$?
+	if ((rc == 0)); then
+		pass "$1"
+	else
+		fail "$1" "stdout: $OUT" "stderr: $ERR"
+	fi
+}
+
+# The usage-error shape: "btrfslayer: <what>" then the hint, nothing on stdout.
+usage_shape() {
+	[[ -z $OUT && $ERR == "btrfslayer: "* && $ERR == *$'\n'"Try 'btrfslayer help'." ]]
+}
+# The library-error shape: one line "btrfslayer: <step>: <path>: <reason>".
+lib_shape() {
+	[[ -z $OUT && $ERR == "btrfslayer: "*": "*": "* && $ERR != *$'\n'* ]]
+}
+# The CLI on the store under test.
+bl() { "${WRAPPER[@]}" "$CLI" --home "$H" "$@"; }
+blh() { "${WRAPPER[@]}" "$CLI" "$@"; }
+
+# Validate JSON on stdin with whatever is installed; 2 if nothing is.
+json_ok() {
+	if command -v python3 >/dev/null; then
+		python3 -m json.tool >/dev/null
+	elif command -v jq >/dev/null; then
+		jq . >/dev/null
+	else
+		cat >/dev/null
+		return 2
+	fi
+}
+
+# json_check NAME JSON: a parse failure fails, no validator only says so.
+json_check() {
+	local rc=0
+	json_ok <<<"$2" || rc=$?
+	case $rc in
+	0) pass "$1" ;;
+	2) echo "ok - $1 # SKIP neither python3 nor jq"; PASSED=$((PASSED + 1)) ;;
+	*) fail "$1" "invalid JSON: $2" ;;
+	esac
+}
+
+# ---- tests -----------------------------------------------------------------------------
+
+test_basics() {
+	t "version exits 0" 0 blh version
+	[[ $OUT =~ ^[0-9]+\.[0-9]+\.[0-9]+$ && -z $ERR ]]; verdict "version prints x.y.z"
+	t "help exits 0" 0 blh help
+	[[ $OUT == "Usage: btrfslayer"* && -z $ERR ]]; verdict "help prints usage on stdout"
+	t "--help exits 0" 0 blh --help
+	[[ $OUT == "Usage: btrfslayer"* ]]; verdict "--help prints usage"
+}
+
+test_usage_errors() {
+	local args
+	# Each of these is wrong on the command line alone; none may touch $H.
+	while IFS= read -r args; do
+		# shellcheck disable=SC2086 # the words are the point
+		t "usage error: '$args' exits 2" 2 bl $args
+		usage_shape; verdict "usage error: '$args' message"
+	done <<-'EOF'
+		--frob ls
+		-x ls
+		frobnicate
+		create
+		create a b
+		create --parent
+		create --frob a
+		rm
+		rm a b
+		path
+		exists
+		ls extra
+		ls --frob
+		status --parent x
+		version extra
+		help extra
+	EOF
+	t "no command exits 2" 2 bl
+	usage_shape && [[ $ERR == *"missing command"* ]]; verdict "no command: message"
+	t "--home without a value exits 2" 2 blh --home
+	usage_shape && [[ $ERR == *--home* ]]; verdict "--home without a value: message"
+	t "unknown command: exits 2" 2 bl frobnicate
+	[[ $ERR == *"'frobnicate'"* ]]; verdict "unknown command: names it"
+	[[ ! -e $H ]]; verdict "usage errors do not create the home"
+}
+
+test_not_btrfs() {
+	t "home on tmpfs exits 1" 1 blh --home "$TMPFS/home" ls
+	lib_shape && [[ $ERR == *"$TMPFS"* ]]; verdict "home on tmpfs: library message"
+	[[ ! -e $TMPFS/home ]]; verdict "home on tmpfs is not created"
+	ln -s "$MNT" "$TMP/link"
+	t "home that is a symlink exits 1" 1 blh --home "$TMP/link" ls
+	lib_shape; verdict "symlink home: library message"
+}
+
+test_create_and_query() {
+	t "create base" 0 bl create base
+	[[ -z $OUT$ERR ]]; verdict "create prints nothing"
+	t "exists base exits 0" 0 bl exists base
+	[[ -z $OUT$ERR ]]; verdict "exists prints nothing"
+	t "exists missing exits 1" 1 bl exists nope
+	[[ -z $OUT$ERR ]]; verdict "exists missing prints nothing"
+	t "BTRFSLAYER_HOME is the default home" 0 \
+		env BTRFSLAYER_HOME="$H" "${WRAPPER[@]}" "$CLI" exists base
+
+	t "path base" 0 bl path base
+	local base=$OUT
+	[[ $base == /* ]]; verdict "path is absolute"
+	[[ -d $base ]]; verdict "path is a directory"
+	[[ $base == "$H/"* ]]; verdict "path is under the home"
+	[[ $(stat -c %i "$base") == 256 ]]; verdict "path is a subvolume root"
+
+	t "path of a missing layer exits 1" 1 bl path nope
+	lib_shape; verdict "missing layer: message shape"
+	[[ $ERR == *"$H"* ]]; verdict "missing layer: message names the path"
+	t "rm of a missing layer exits 1" 1 bl rm nope
+	lib_shape && [[ $ERR == *"$H"* ]]; verdict "rm missing: message shape"
+	t "create existing exits 1" 1 bl create base
+	lib_shape; verdict "create existing: message shape"
+	t "create with a bad id exits 1" 1 bl create .hidden
+	# An argument error has no path: "btrfslayer: <what is wrong>".
+	[[ -z $OUT && $ERR == "btrfslayer: "*.hidden* && $ERR != *$'\n'* ]]
+	verdict "bad id: message names the id"
+	t "create from a missing parent exits 1" 1 bl create --parent nope orphan
+	t "... and makes nothing" 1 bl exists orphan
+	t "--storage-opt size is refused" 1 bl create --storage-opt size=1G sized
+	[[ -z $OUT && $ERR == "btrfslayer: "* ]]; verdict "storage-opt: message"
+	t "... and makes nothing" 1 bl exists sized
+	t "unknown -o is refused" 1 bl -o frob=1 ls
+	[[ $ERR == "btrfslayer: "*frob* ]]; verdict "unknown -o: message names it"
+	t "an id may start with '-' after --" 0 bl create -- -dash
+	t "... and be removed" 0 bl rm -- -dash
+}
+
+test_snapshots() {
+	local base child
+	base=$(bl path base)
+	echo "from base" >"$base/file"
+	t "create child from base" 0 bl create --parent base child
+	child=$(bl path child)
+	[[ $(<"$child/file") == "from base" ]]; verdict "child sees the parent's file"
+	echo "from child" >"$child/file"
+	[[ $(<"$base/file") == "from base" ]]; verdict "parent does not see the child's change"
+
+	t "create read-only snapshot" 0 bl create --read-only --parent base ro
+	local ro err
+	ro=$(bl path ro)
+	err=$(touch "$ro/new" 2>&1)
+	[[ $err == *"Read-only file system"* ]]; verdict "read-only snapshot refuses writes"
+	[[ -f $ro/file ]]; verdict "read-only snapshot has the parent's data"
+	t "create read-only empty layer" 0 bl create --read-only empty-ro
+	ro=$(bl path empty-ro)
+	err=$(mkdir "$ro/dir" 2>&1)
+	[[ $err == *"Read-only file system"* ]]; verdict "read-only empty layer refuses writes"
+	t "create with a label of none" 0 bl create --label "" labelled
+}
+
+test_listing() {
+	t "ls" 0 bl ls
+	[[ $OUT == "$(printf '%s\n' base child empty-ro labelled ro)" && -z $ERR ]]
+	verdict "ls lists ids in order"
+	t "ls --json" 0 bl ls --json
+	json_check "ls --json is valid JSON" "$OUT"
+	[[ $(grep -c '"id": *"' <<<"$OUT") == 5 ]]; verdict "ls --json has every layer"
+	[[ $OUT == *"\"$(bl path child)\""* ]]; verdict "ls --json has the paths"
+	t "--json before the command" 0 bl --json ls
+	json_check "global --json is valid JSON" "$OUT"
+	t "status" 0 bl status
+	[[ -n $OUT ]] && ! grep -qv '^[^:]\+: ' <<<"$OUT"; verdict "status is key: value lines"
+	t "status --json" 0 bl status --json
+	json_check "status --json is valid JSON" "$OUT"
+	[[ $OUT == "{"* ]]; verdict "status --json is an object"
+	t "-v status" 0 bl -v status
+}
+
+# A home whose name needs escaping in JSON: quote, backslash, tab, newline.
+test_json_escaping() {
+	local odd=$MNT/$'we"ird\\ \t\nhome'
+	t "odd home: create" 0 blh --home "$odd" create a
+	t "odd home: ls --json" 0 blh --home "$odd" ls --json
+	json_check "odd home: ls --json is valid JSON" "$OUT"
+	if command -v python3 >/dev/null; then
+		local got
+		got=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["path"], end="")' <<<"$OUT")
+		[[ $got == "$odd/"* ]]; verdict "odd home: the JSON path decodes to the real one"
+	fi
+	t "odd home: status --json" 0 blh --home "$odd" status --json
+	json_check "odd home: status --json is valid JSON" "$OUT"
+}
+
+test_remove() {
+	local child
+	child=$(bl path child)
+	btrfs subvolume create "$child/nested" >/dev/null
+	btrfs subvolume create "$child/nested/deeper" >/dev/null
+	btrfs property set -ts "$child/nested/deeper" ro true
+	t "rm a layer with nested subvolumes" 0 bl rm child
+	[[ -z $OUT$ERR ]]; verdict "rm prints nothing"
+	t "... it no longer exists" 1 bl exists child
+	! btrfs subvolume list "$MNT" | grep -q nested; verdict "... nor do its nested subvolumes"
+	t "rm again exits 1" 1 bl rm child
+	t "rm a read-only layer" 0 bl rm ro
+	t "create again after rm" 0 bl create child
+	t "rm it" 0 bl rm child
+	t "ls after rm" 0 bl ls
+	[[ $OUT == "$(printf '%s\n' base empty-ro labelled)" ]]; verdict "ls shows what is left"
+}
+
+setup
+test_basics
+test_usage_errors
+test_not_btrfs
+test_create_and_query
+test_snapshots
+test_listing
+test_json_escaping
+test_remove
+
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A real btrfs for integration tests: a loopback image made, mounted and
+ * always torn down by the test program itself. */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stddef.h>
+
+/* Make and mount the filesystem, or end the program: exit 77 (skip) saying
+ * why when root, btrfs or loop devices are missing, but exit 1 (fail) when
+ * CI=true, where an integration test must run.  Teardown is registered with
+ * atexit() and on SIGINT/SIGTERM. */
+void harness_start(void);
+
+/* Mount point of the btrfs, and a mounted tmpfs (a filesystem that is not
+ * btrfs). */
+const char *harness_btrfs(void);
+const char *harness_tmpfs(void);
+
+/* A path under the btrfs mount that does not exist yet: a fresh home. */
+void harness_new_home(char *buf, size_t len);
+
+/* Run a command (argv, NULL-terminated); its exit status, -1 if it could not
+ * run. */
+int harness_run(const char *const argv[]);
+
+#endif

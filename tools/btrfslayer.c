@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * btrfslayer: command-line front end to libbtrfslayer.
+ *
+ * Uses only the public header, so it is also a worked example of the API.
+ * Exit status: 0 success, 1 a library call failed, 2 the command line is
+ * wrong.  `exists` answers with 0/1 and prints nothing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "btrfslayer.h"
+
+#define PROG "btrfslayer"
+#define DEFAULT_HOME "/var/lib/btrfslayer"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Long-only options get values past any char so that they never alias a
+ * short option in getopt's results. */
+enum { OPT_HOME = 256, OPT_JSON, OPT_PARENT, OPT_READ_ONLY, OPT_LABEL,
+       OPT_STORAGE_OPT };
+
+/* A list of borrowed argv strings; sized for the whole argv up front, so
+ * adding never reallocates. */
+struct strv {
+	const char **v;
+	size_t n;
+};
+
+struct ctx {
+	const char *home;
+	struct strv options;	/* -o KEY=VALUE, for btrfslayer_open() */
+	int json;
+	int verbose;
+	btrfslayer *h;		/* opened by a command once its args are OK */
+};
+
+struct command {
+	const char *name;
+	const char *args;	/* shown by help */
+	const char *summary;
+	int (*run)(struct ctx *c, int argc, char **argv);
+};
+
+/* ---- messages ------------------------------------------------------------ */
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry '" PROG " help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* Report a failed library call and consume its error object. */
+static int lib_error(int rc, btrfslayer_error *err)
+{
+	/* err can only be NULL if the library broke its contract; say
+	 * something useful anyway. */
+	fprintf(stderr, PROG ": %s\n",
+		err ? btrfslayer_error_message(err) : btrfslayer_strerror(rc));
+	btrfslayer_error_free(err);
+	return EXIT_FAIL;
+}
+
+static const char *level_name(int level)
+{
+	if (level <= BTRFSLAYER_LOG_ERR)
+		return "error";
+	if (level <= BTRFSLAYER_LOG_WARNING)
+		return "warning";
+	if (level <= BTRFSLAYER_LOG_INFO)
+		return "info";
+	return "debug";
+}
+
+static void log_to_stderr(int level, const char *message, void *userdata)
+{
+	const int *verbose = userdata;
+
+	if (level > BTRFSLAYER_LOG_WARNING && !*verbose)
+		return;
+	fprintf(stderr, PROG ": %s: %s\n", level_name(level), message);
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+/* RFC 8259 string; bytes >= 0x80 pass through (ids are ASCII, and a path is
+ * bytes we must not alter). */
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+/* ---- argument parsing -------------------------------------------------------- */
+
+/* getopt_long with our own messages (opterr is off), so every usage error
+ * has the same shape.  Returns the option, -1 at the end, or '?' after
+ * printing the error. */
+static int next_opt(const char *cmd, int argc, char **argv,
+		    const char *shortopts, const struct option *longopts)
+{
+	int opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+	const char *arg = argv[optind - 1];
+	const char *sep = cmd ? ": " : "";
+
+	if (!cmd)
+		cmd = "";
+	if (opt == ':') {
+		usage_error("%s%soption '%s' requires an argument", cmd, sep, arg);
+		return '?';
+	}
+	if (opt != '?')
+		return opt;
+	if (optopt > 0 && optopt < 256 && strncmp(arg, "--", 2) != 0)
+		usage_error("%s%sunknown option '-%c'", cmd, sep, optopt);
+	else
+		usage_error("%s%sunknown or malformed option '%s'", cmd, sep, arg);
+	return '?';
+}
+
+/* After a command's options: exactly `want` operands must remain. */
+static int check_operands(const char *cmd, int argc, char **argv, int want,
+			  const char *what)
+{
+	int have = argc - optind;
+
+	if (have < want)
+		return usage_error("%s: missing %s", cmd, what);
+	if (have > want)
+		return usage_error("%s: unexpected argument '%s'", cmd,
+				   argv[optind + want]);
+	return EXIT_OK;
+}
+
+/* Commands whose only option is --json (ls, status) or none at all. */
+static int parse_simple(struct ctx *c, int argc, char **argv, int json_ok,
+			int want, const char *what)
+{
+	static const struct option with_json[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct option none[] = { { NULL, 0, NULL, 0 } };
+	int opt;
+
+	optind = 0;	/* glibc: full re-initialisation for a new argv */
+	while ((opt = next_opt(argv[0], argc, argv, ":",
+			       json_ok ? with_json : none)) != -1) {
+		if (opt != OPT_JSON)
+			return EXIT_USAGE;
+		c->json = 1;
+	}
+	return check_operands(argv[0], argc, argv, want, what);
+}
+
+/* ---- commands ------------------------------------------------------------------ */
+
+static int open_store(struct ctx *c)
+{
+	btrfslayer_error *err = NULL;
+	int rc = btrfslayer_open(c->home, c->options.v, c->options.n,
+				 NULL, 0, NULL, 0, &c->h, &err);
+
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
+struct create_args {
+	const char *parent;
+	const char *label;
+	uint32_t flags;
+	struct strv storage_opts;
+};
+
+static int parse_create(int argc, char **argv, struct create_args *a)
+{
+	static const struct option longopts[] = {
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+		{ "label", required_argument, NULL, OPT_LABEL },
+		{ "storage-opt", required_argument, NULL, OPT_STORAGE_OPT },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	optind = 0;
+	while ((opt = next_opt(argv[0], argc, argv, ":", longopts)) != -1) {
+		switch (opt) {
+		case OPT_PARENT:
+			a->parent = optarg;
+			break;
+		case OPT_READ_ONLY:
+			a->flags |= BTRFSLAYER_CREATE_READ_ONLY;
+			break;
+		case OPT_LABEL:
+			a->label = optarg;
+			break;
+		case OPT_STORAGE_OPT:
+			a->storage_opts.v[a->storage_opts.n++] = optarg;
+			break;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	return check_operands(argv[0], argc, argv, 1, "layer id");
+}
+
+static int cmd_create(struct ctx *c, int argc, char **argv)
+{
+	struct create_args a = { 0 };
+	btrfslayer_error *err = NULL;
+	int rc;
+
+	/* Every --storage-opt takes at least one argv slot. */
+	a.storage_opts.v = calloc((size_t)argc, sizeof(*a.storage_opts.v));
+	if (!a.storage_opts.v) {
+		perror(PROG);
+		return EXIT_FAIL;
+	}
+	rc = parse_create(argc, argv, &a);
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc == EXIT_OK) {
+		int r = btrfslayer_create(c->h, argv[optind], a.parent, a.flags,
+					  a.label, a.storage_opts.v,
+					  a.storage_opts.n, &err);
+		if (r < 0)
+			rc = lib_error(r, err);
+	}
+	free(a.storage_opts.v);
+	return rc;
+}
+
+static int cmd_rm(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_remove(c->h, argv[optind], &err);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
+static int cmd_path(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	char *path = NULL;
+	const char *id;
+	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	id = argv[optind];
+	rc = btrfslayer_get(c->h, id, NULL, &path, &err);
+	if (rc < 0)
+		return lib_error(rc, err);
+	puts(path);
+	free(path);
+	/* get and put come in pairs in the graph-driver contract. */
+	rc = btrfslayer_put(c->h, id, &err);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
+static int cmd_exists(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_exists(c->h, argv[optind], &err);
+	if (rc < 0)
+		return lib_error(rc, err);
+	return rc ? EXIT_OK : EXIT_FAIL;
+}
+
+/* Print a list as text ("key<sep>value", or the key alone when sep is
+ * NULL) or as JSON: an array of {"id","path"} objects when as_array, else
+ * one object. */
+static void print_list(const btrfslayer_list *l, int json, int as_array,
+		       const char *sep)
+{
+	size_t i, n = btrfslayer_list_count(l);
+
+	if (json)
+		fputs(n ? (as_array ? "[\n" : "{\n") : (as_array ? "[" : "{"),
+		      stdout);
+	for (i = 0; i < n; i++) {
+		const char *k = btrfslayer_list_key(l, i);
+		const char *v = btrfslayer_list_value(l, i);
+
+		if (!json) {
+			printf("%s%s%s\n", k, sep ? sep : "", sep ? v : "");
+			continue;
+		}
+		fputs(as_array ? "  {\"id\": " : "  ", stdout);
+		json_string(k);
+		fputs(as_array ? ", \"path\": " : ": ", stdout);
+		json_string(v);
+		fputs(as_array ? "}" : "", stdout);
+		fputs(i + 1 < n ? ",\n" : "\n", stdout);
+	}
+	if (json)
+		puts(as_array ? "]" : "}");
+}
+
+static int cmd_ls(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	btrfslayer_list *l = NULL;
+	int rc = parse_simple(c, argc, argv, 1, 0, "");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_layers(c->h, &l, &err);
+	if (rc < 0)
+		return lib_error(rc, err);
+	print_list(l, c->json, 1, NULL);
+	btrfslayer_list_free(l);
+	return EXIT_OK;
+}
+
+static int cmd_status(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	btrfslayer_list *l = NULL;
+	int rc = parse_simple(c, argc, argv, 1, 0, "");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_status(c->h, &l, &err);
+	if (rc < 0)
+		return lib_error(rc, err);
+	print_list(l, c->json, 0, ": ");
+	btrfslayer_list_free(l);
+	return EXIT_OK;
+}
+
+static int cmd_version(struct ctx *c, int argc, char **argv)
+{
+	int rc = parse_simple(c, argc, argv, 0, 0, "");
+
+	if (rc == EXIT_OK)
+		puts(btrfslayer_version());
+	return rc;
+}
+
+static int cmd_help(struct ctx *c, int argc, char **argv);
+
+static const struct command commands[] = {
+	{ "create", "[--parent ID] [--read-only] [--label L] "
+		    "[--storage-opt KEY=VALUE]... ID",
+	  "make an empty layer, or a snapshot of --parent", cmd_create },
+	{ "rm", "ID", "delete a layer and every subvolume inside it", cmd_rm },
+	{ "path", "ID", "print the layer's absolute path", cmd_path },
+	{ "exists", "ID", "exit 0 if the layer exists, 1 if not", cmd_exists },
+	{ "ls", "[--json]", "list layers, one id per line", cmd_ls },
+	{ "status", "[--json]", "show the store's status", cmd_status },
+	{ "version", "", "print the library version", cmd_version },
+	{ "help", "", "show this help", cmd_help },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_help(void)
+{
+	size_t i;
+
+	printf("Usage: " PROG " [--home DIR] [-o KEY=VALUE]... [--json] "
+	       "[-v] COMMAND [ARGS]\n\n"
+	       "Container layers as btrfs subvolumes.\n\n"
+	       "Options:\n"
+	       "  --home DIR      the store (default: $BTRFSLAYER_HOME, "
+	       "else " DEFAULT_HOME ")\n"
+	       "  -o KEY=VALUE    store option, e.g. btrfs.min_space=10G\n"
+	       "  --json          JSON output for ls and status\n"
+	       "  -v, --verbose   print the library's info and debug messages\n"
+	       "  -h, --help      show this help\n\n"
+	       "Commands:\n");
+	for (i = 0; i < N_COMMANDS; i++)
+		printf("  %s%s%s\n      %s\n", commands[i].name,
+		       *commands[i].args ? " " : "", commands[i].args,
+		       commands[i].summary);
+	printf("\nAn id that starts with '-' goes after \"--\": "
+	       PROG " rm -- -id\n"
+	       "Exit status: 0 success, 1 failure (or `exists`: no such "
+	       "layer), 2 usage error.\n");
+}
+
+static int cmd_help(struct ctx *c, int argc, char **argv)
+{
+	int rc = parse_simple(c, argc, argv, 0, 0, "");
+
+	if (rc == EXIT_OK)
+		print_help();
+	return rc;
+}
+
+static const struct command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* ---- main ------------------------------------------------------------------------ */
+
+/* Options before the command.  "+" stops at the first operand so that the
+ * command's own options are left for it.  Returns EXIT_OK, EXIT_USAGE, or
+ * -1 when --help was handled. */
+static int parse_global(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "home", required_argument, NULL, OPT_HOME },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	opterr = 0;
+	while ((opt = next_opt(NULL, argc, argv, "+:o:vh", longopts)) != -1) {
+		switch (opt) {
+		case OPT_HOME:
+			c->home = optarg;
+			break;
+		case OPT_JSON:
+			c->json = 1;
+			break;
+		case 'o':
+			c->options.v[c->options.n++] = optarg;
+			break;
+		case 'v':
+			c->verbose = 1;
+			break;
+		case 'h':
+			print_help();
+			return -1;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	return EXIT_OK;
+}
+
+static int run(struct ctx *c, int argc, char **argv)
+{
+	const struct command *cmd;
+	int rc = parse_global(c, argc, argv);
+
+	if (rc != EXIT_OK)
+		return rc < 0 ? EXIT_OK : rc;
+	if (optind >= argc)
+		return usage_error("missing command");
+	cmd = find_command(argv[optind]);
+	if (!cmd)
+		return usage_error("unknown command '%s'", argv[optind]);
+	/* The command sees its name as argv[0], as getopt expects. */
+	return cmd->run(c, argc - optind, argv + optind);
+}
+
+static int close_store(struct ctx *c, int rc)
+{
+	btrfslayer_error *err = NULL;
+	int r = btrfslayer_close(c->h, &err);	/* NULL is a no-op */
+
+	c->h = NULL;
+	if (r < 0)
+		return lib_error(r, err);
+	return rc;
+}
+
+/* A full disk or closed pipe must not pass for success. */
+static int flush_stdout(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, PROG ": write error: stdout: %s\n",
+			strerror(errno));
+		return EXIT_FAIL;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctx c = { 0 };
+	const char *env = getenv("BTRFSLAYER_HOME");
+	int rc;
+
+	c.home = env && *env ? env : DEFAULT_HOME;
+	/* Every -o takes at least one argv slot. */
+	c.options.v = calloc((size_t)argc, sizeof(*c.options.v));
+	if (!c.options.v) {
+		perror(PROG);
+		return EXIT_FAIL;
+	}
+	btrfslayer_set_log_fn(log_to_stderr, &c.verbose);
+	rc = run(&c, argc, argv);
+	rc = close_store(&c, rc);
+	btrfslayer_set_log_fn(NULL, NULL);
+	free(c.options.v);
+	return flush_stdout(rc);
+}
