@@ -46,7 +46,8 @@ extern "C" {
 
 typedef struct btrfslayer_error btrfslayer_error;
 
-/* The negative code the failing call returned. */
+/* The negative code the failing call returned (-ENOMEM instead, in the rare
+ * case where memory for the error object itself ran out). */
 BTRFSLAYER_API int btrfslayer_error_code(const btrfslayer_error *err);
 /* "<step>: <path>: <reason>"; valid until btrfslayer_error_free(). */
 BTRFSLAYER_API const char *btrfslayer_error_message(const btrfslayer_error *err);

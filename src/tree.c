@@ -124,7 +124,7 @@ int bl_tree_destroy(int dirfd, const char *name, int fd, const char *path,
 	}
 	if (r == 0)
 		return 0;
-	if (!err || !*err)
+	if (err && !*err)	/* the failing step may have said it already */
 		bl_fail(err, r, "delete subvolume: %s", path);
 	/* leave a read-only layer read-only when it survives */
 	if (top_unsealed && bl_ioctl_set_read_only(fd, true) < 0)

@@ -333,7 +333,11 @@ static void print_list(const btrfslayer_list *l, int json, int as_array,
 		puts(as_array ? "]" : "}");
 }
 
-static int cmd_ls(struct ctx *c, int argc, char **argv)
+typedef int (*list_call)(btrfslayer *, btrfslayer_list **, btrfslayer_error **);
+
+/* ls and status: a command with no argument that prints a library list. */
+static int show_list(struct ctx *c, int argc, char **argv, list_call call,
+		     int as_array, const char *sep)
 {
 	btrfslayer_error *err = NULL;
 	btrfslayer_list *l = NULL;
@@ -343,30 +347,22 @@ static int cmd_ls(struct ctx *c, int argc, char **argv)
 		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = btrfslayer_layers(c->h, &l, &err);
+	rc = call(c->h, &l, &err);
 	if (rc < 0)
 		return lib_error(rc, err);
-	print_list(l, c->json, 1, NULL);
+	print_list(l, c->json, as_array, sep);
 	btrfslayer_list_free(l);
 	return EXIT_OK;
 }
 
+static int cmd_ls(struct ctx *c, int argc, char **argv)
+{
+	return show_list(c, argc, argv, btrfslayer_layers, 1, NULL);
+}
+
 static int cmd_status(struct ctx *c, int argc, char **argv)
 {
-	btrfslayer_error *err = NULL;
-	btrfslayer_list *l = NULL;
-	int rc = parse_simple(c, argc, argv, 1, 0, "");
-
-	if (rc == EXIT_OK)
-		rc = open_store(c);
-	if (rc != EXIT_OK)
-		return rc;
-	rc = btrfslayer_status(c->h, &l, &err);
-	if (rc < 0)
-		return lib_error(rc, err);
-	print_list(l, c->json, 0, ": ");
-	btrfslayer_list_free(l);
-	return EXIT_OK;
+	return show_list(c, argc, argv, btrfslayer_status, 0, ": ");
 }
 
 static int cmd_version(struct ctx *c, int argc, char **argv)
