@@ -265,13 +265,11 @@ static int open_layer(btrfslayer *h, const char *id, const char *step,
 	char path[PATH_MAX];
 	layer_path(h, id, path, sizeof(path));
 	int fd = openat(h->subvolumes_fd, id, DIR_FLAGS);
-	if (fd < 0) {
-		int r = errno == ELOOP || errno == ENOTDIR ? -ENOENT : -errno;
-		if (r == -ENOENT && errno != ENOENT)
-			return bl_fail_msg(err, r, "%s: %s: not a layer (a symbolic link or a file)",
-					   step, path);
-		return bl_fail(err, r, "%s: %s", step, path);
-	}
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a symbolic link or a file)",
+				   step, path);
+	if (fd < 0)
+		return bl_fail(err, -errno, "%s: %s", step, path);
 	int r = bl_ioctl_is_subvolume(fd);
 	if (r == 1)
 		return fd;
