@@ -63,6 +63,18 @@ int bl_id_check(const char *id, const char *what, btrfslayer_error **err);
  * the value does not fit in 64 bits. */
 int bl_parse_size(const char *s, uint64_t *out);
 
+/* ---- quotafile.c --------------------------------------------------------- */
+
+/* Room for a quota file's content: 20 digits of a uint64_t, a newline, NUL. */
+#define BL_QUOTA_FILE_MAX 24
+
+/* Parse a quota file's content (len bytes, not NUL-terminated): decimal
+ * digits only, optionally one trailing newline, not 0.  -EINVAL when
+ * malformed, -ERANGE past 64 bits; *bytes is untouched then. */
+int bl_quota_file_parse(const char *buf, size_t len, uint64_t *bytes);
+/* The content written for a limit; returns its length. */
+int bl_quota_file_format(uint64_t bytes, char buf[BL_QUOTA_FILE_MAX]);
+
 /* ---- options.c ------------------------------------------------------------ */
 
 /* Longest "key=value" string accepted, in bytes. */
