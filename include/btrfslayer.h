@@ -32,12 +32,15 @@ extern "C" {
 #define BTRFSLAYER_API __attribute__((visibility("default")))
 
 #define BTRFSLAYER_VERSION_MAJOR 0
-#define BTRFSLAYER_VERSION_MINOR 1
+#define BTRFSLAYER_VERSION_MINOR 2
 #define BTRFSLAYER_VERSION_PATCH 0
 
 /* "Prerequisites not met": home is not on btrfs.  Returned negated.  Above
  * the kernel's largest errno (4095), so it never collides with one. */
 #define BTRFSLAYER_ENOTBTRFS 4096
+/* Quotas are off on the filesystem, so there is no usage to report.
+ * Returned negated. */
+#define BTRFSLAYER_ENOQUOTA 4097
 
 /* Longest layer id, in bytes (one path component). */
 #define BTRFSLAYER_ID_MAX 255
@@ -58,7 +61,12 @@ BTRFSLAYER_API void btrfslayer_error_free(btrfslayer_error *err);
  * BTRFSLAYER_ENOTBTRFS); a static string, never NULL. */
 BTRFSLAYER_API const char *btrfslayer_strerror(int code);
 
-/* "0.1.0": the version of the library actually loaded. */
+/* Parse a size in Docker's syntax, as size= and btrfs.min_space= take it:
+ * "10G", "512m", "1.5GiB", "4096" (binary units, k = 1024, fractions
+ * truncated).  -EINVAL when malformed, -ERANGE past 64 bits. */
+BTRFSLAYER_API int btrfslayer_parse_size(const char *s, uint64_t *bytes);
+
+/* "0.2.0": the version of the library actually loaded. */
 BTRFSLAYER_API const char *btrfslayer_version(void);
 
 /* ---- logging ------------------------------------------------------------- */
@@ -98,8 +106,22 @@ typedef struct btrfslayer_idmap {
  * is a symlink is refused (-ELOOP).  Creates home and HOME/subvolumes.
  *
  * options: n_options "key=value" strings, keys case-insensitive:
- *   btrfs.min_space=SIZE   smallest per-layer size limit (quotas).
+ *   btrfs.min_space=SIZE   the smallest per-layer size limit; turns quotas
+ *                          on at open when they are off.
+ *   btrfs.quota_mode=qgroup|simple
+ *                          the quota mode to turn on when quotas are off; at
+ *                          open, quotas are turned on.  When quotas are on in
+ *                          the other mode, open fails with -EBUSY: switching
+ *                          modes drops every limit on the filesystem, so it is
+ *                          left to the administrator.  "simple" on a kernel
+ *                          without simple quotas (before Linux 6.7) is
+ *                          -EOPNOTSUPP.
  * An unknown key, a duplicate key or a malformed value is -EINVAL naming it.
+ * Without either quota option, open leaves quotas as they are; a later call
+ * that needs them (create with size=, set_quota, get of a layer with a
+ * recorded limit) turns them on: simple quotas where the kernel has them,
+ * else full qgroups.  Turning on simple quotas sets a filesystem feature that
+ * kernels before 6.7 cannot mount.
  *
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
@@ -113,7 +135,8 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 				   btrfslayer **out, btrfslayer_error **err);
 
 /* Free the handle (always, even when it returns an error).  Never changes a
- * filesystem-wide setting.  NULL is a no-op. */
+ * filesystem-wide setting: quotas stay on and every limit stays.  NULL is a
+ * no-op. */
 BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- layers -------------------------------------------------------------- */
@@ -130,9 +153,13 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  * id: 1-255 bytes of [A-Za-z0-9_.-], not starting with '.' (-EINVAL).
  * flags: BTRFSLAYER_CREATE_*; unknown bits are -EINVAL.
  * mount_label: SELinux context for the layer root, or NULL/"" for none.
- * storage_opts: n_storage_opts "key=value" strings (Docker's --storage-opt);
- *   none is implemented yet: every key is refused, before anything is made
- *   (-EOPNOTSUPP for "size", -EINVAL for an unknown key).
+ * storage_opts: n_storage_opts "key=value" strings (Docker's --storage-opt),
+ *   keys case-insensitive:
+ *     size=SIZE   limit the layer's size (see "quotas" below), turning quotas
+ *                 on if they are off.  0, a malformed size or one below
+ *                 btrfs.min_space is -EINVAL.
+ *   An unknown key is -EINVAL.  Every option is checked before anything is
+ *   made.
  *
  * -EEXIST if id exists, -ENOENT if parent does not; nothing changes then.
  */
@@ -143,13 +170,19 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 				     size_t n_storage_opts,
 				     btrfslayer_error **err);
 
-/* Delete layer `id` and every subvolume nested in it (read-only ones too).
- * The id is gone from the first step on.  -ENOENT if there is no such layer. */
+/* Delete layer `id` and every subvolume nested in it (read-only ones too),
+ * and its recorded size limit.  The id is gone from the first step on.
+ * -ENOENT if there is no such layer.  Never waits for quota accounting: the
+ * qgroups of the deleted subvolumes are destroyed as soon as the kernel lets
+ * go of them (recent kernels drop them themselves). */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 				     btrfslayer_error **err);
 
 /* Absolute path of layer `id` in *path (free() it).  mount_label is accepted
- * for the graph-driver contract and not used.  -ENOENT if missing. */
+ * for the graph-driver contract and not used.  -ENOENT if missing.
+ * A layer with a recorded size limit gets it applied again (turning quotas on
+ * if they are off), so a limit survives a quota reset.  A recorded limit that
+ * does not parse is ignored with a warning through the log callback. */
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err);
@@ -162,6 +195,62 @@ BTRFSLAYER_API int btrfslayer_put(btrfslayer *h, const char *id,
 /* 1 if layer `id` exists, 0 if not, negative errno on error. */
 BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 				     btrfslayer_error **err);
+
+/* ---- quotas -------------------------------------------------------------- */
+
+/*
+ * A layer's size limit is the qgroup limit on its referenced bytes, and it is
+ * recorded in HOME/quotas/<id> so that get() can apply it again.  What it
+ * counts depends on the filesystem's quota mode:
+ *   qgroup  (full qgroups) every byte the layer references, including data
+ *           it shares with its parent: the size of the whole filesystem a
+ *           container sees, as Docker means it.  Exact, but the kernel's work
+ *           grows with the number of snapshots sharing data.
+ *   simple  (simple quotas, Linux 6.7) only the bytes the layer itself
+ *           allocated, after it was created: what a container writes.  A
+ *           snapshot starts at 0 however large its parent; data it shares
+ *           stays counted against the layer that wrote it.  Cheap.
+ */
+
+/* Limit layer `id` to `size` bytes (> 0, at least btrfs.min_space; else
+ * -EINVAL), replacing any limit, and record it. */
+BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
+					btrfslayer_error **err);
+/* Remove layer `id`'s limit and its record.  Does not turn quotas on. */
+BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
+					  btrfslayer_error **err);
+
+enum {
+	BTRFSLAYER_QUOTA_QGROUP = 1,
+	BTRFSLAYER_QUOTA_SIMPLE = 2,
+};
+
+/* What btrfslayer_get_usage() reports.  Fields are only ever added at the end;
+ * pass sizeof(btrfslayer_usage) as out_size. */
+typedef struct btrfslayer_usage {
+	uint64_t referenced;	/* bytes the layer's qgroup references */
+	uint64_t exclusive;	/* bytes no other subvolume shares */
+	uint64_t limit;		/* the limit the kernel enforces; 0: none */
+	uint64_t recorded_limit; /* HOME/quotas/<id>; 0: none (or unreadable) */
+	uint64_t subvolume_id;	/* the layer's subvolume, and level-0 qgroup */
+	uint32_t quota_mode;	/* BTRFSLAYER_QUOTA_* */
+	uint32_t consistent;	/* 0: the kernel marked its numbers inconsistent
+				 * (after a big subvolume drop, say) until a
+				 * rescan; limits may misbehave meanwhile */
+} btrfslayer_usage;
+#define BTRFSLAYER_USAGE_SIZE_V1 48
+
+/* Commit the filesystem's transaction first: the numbers then include every
+ * write made so far (they are updated at each commit, every 30 s or so). */
+#define BTRFSLAYER_USAGE_SYNC (UINT32_C(1) << 0)
+#define BTRFSLAYER_USAGE_MASK BTRFSLAYER_USAGE_SYNC
+
+/* Fill *out (out_size bytes, at least BTRFSLAYER_USAGE_SIZE_V1) with layer
+ * `id`'s usage from the quota tree.  When quotas are off: -BTRFSLAYER_ENOQUOTA,
+ * never a guess (walking the layer's files to add them up is not done). */
+BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t flags,
+				    btrfslayer_usage *out, size_t out_size,
+				    btrfslayer_error **err);
 
 /* ---- lists: layers and status --------------------------------------------- */
 

@@ -133,6 +133,18 @@ if btrfs subvolume list "$MNT" | grep -q nested; then
 	die "the nested subvolume survived rm"
 fi
 
+say "A container layer with a size limit: writing past it fails"
+run 'btrfslayer create --parent base --storage-opt size=16M box'
+run 'BOX=$(btrfslayer path box)'
+expect 1 'dd if=/dev/urandom of="$BOX/big" bs=1M count=64 conv=fsync status=none'
+[[ $OUT == *"quota exceeded"* ]] || die "the write past the limit was not refused"
+run 'btrfslayer usage --sync box'
+say "... the limit can be raised, and the layer still read and removed"
+run 'btrfslayer quota box 128M'
+run 'btrfslayer usage box | grep limit'
+run 'ls -l "$BOX"'
+run 'btrfslayer rm box'
+
 say "Listing and status"
 run 'btrfslayer ls'
 run 'btrfslayer ls --json'

@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +25,22 @@
 
 #include "internal.h"
 
-#define SUBVOLUMES "subvolumes"
+#define SUBVOLUMES BL_SUBVOLUMES
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 /* Home and subvolumes/, as moby after CVE-2021-21284: traversable by the
- * remapped root's group, readable by nobody else. */
+ * remapped root's group, readable by nobody else.  quotas/ is ours alone. */
 #define HOME_MODE 0710
+#define QUOTAS_MODE 0700
 #define LAYER_ROOT_MODE 0755
-#define RESERVED_NAME_MAX 32
-#define RESERVED_NAME_ATTEMPTS 8
+/* Pending qgroups retried per remove; close retries them all. */
+#define QGROUP_RETRIES_PER_REMOVE 8
 
-/* "<home>/subvolumes/<name>", for messages and get(); names are checked. */
-static void layer_path(const btrfslayer *h, const char *name, char *buf, size_t len)
+void bl_layer_path(const btrfslayer *h, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/" SUBVOLUMES "/%s", h->home, name);
 }
 
-/* A fresh name in the library's reserved namespace (leading '.'). */
-static void reserved_name(const char *prefix, char buf[RESERVED_NAME_MAX])
+void bl_reserved_name(const char *prefix, char buf[BL_RESERVED_NAME_MAX])
 {
 	uint64_t r;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
@@ -50,13 +51,33 @@ static void reserved_name(const char *prefix, char buf[RESERVED_NAME_MAX])
 		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
 		    ((uint64_t)getpid() << 40) ^ __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
 	}
-	snprintf(buf, RESERVED_NAME_MAX, "%s%016" PRIx64, prefix, r);
+	snprintf(buf, BL_RESERVED_NAME_MAX, "%s%016" PRIx64, prefix, r);
+}
+
+/* FNV-1a: any fixed spread will do, ids are not adversarial here (a
+ * collision only makes two ids share a lock). */
+static pthread_mutex_t *id_lock(btrfslayer *h, const char *id)
+{
+	uint32_t hash = 2166136261u;
+	for (; *id; id++)
+		hash = (hash ^ (unsigned char)*id) * 16777619u;
+	return &h->id_locks[hash % BL_ID_LOCKS];
+}
+
+void bl_id_lock(btrfslayer *h, const char *id)
+{
+	pthread_mutex_lock(id_lock(h, id));
+}
+
+void bl_id_unlock(btrfslayer *h, const char *id)
+{
+	pthread_mutex_unlock(id_lock(h, id));
 }
 
 /* ---- open / close --------------------------------------------------------- */
 
 static int parse_open_options(btrfslayer *h, const char *const *options,
-			      size_t n, btrfslayer_error **err)
+			      size_t n, bool *quotas_wanted, btrfslayer_error **err)
 {
 	struct bl_option *opts = NULL;
 	char quoted[BL_QUOTE_MAX];
@@ -64,15 +85,24 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		if (!strcmp(opts[i].key, "btrfs.min_space")) {
-			r = bl_parse_size(opts[i].value, &h->min_space);
+		const char *key = opts[i].key, *value = opts[i].value;
+		if (!strcmp(key, "btrfs.min_space")) {
+			r = bl_parse_size(value, &h->min_space);
 			if (r < 0)
 				bl_fail(err, r, "invalid option btrfs.min_space=%s",
-					bl_quote(quoted, sizeof(quoted), opts[i].value));
+					bl_quote(quoted, sizeof(quoted), value));
+			*quotas_wanted = true;
+		} else if (!strcmp(key, "btrfs.quota_mode")) {
+			r = bl_quota_parse_mode(value, &h->quota_mode);
+			if (r < 0)
+				bl_fail_msg(err, r, "invalid option btrfs.quota_mode=%s "
+					    "(known: qgroup, simple)",
+					    bl_quote(quoted, sizeof(quoted), value));
+			*quotas_wanted = true;
 		} else {
-			r = bl_fail_msg(err, -EINVAL,
-					"unknown option %s (known: btrfs.min_space)",
-					bl_quote(quoted, sizeof(quoted), opts[i].key));
+			r = bl_fail_msg(err, -EINVAL, "unknown option %s "
+					"(known: btrfs.min_space, btrfs.quota_mode)",
+					bl_quote(quoted, sizeof(quoted), key));
 		}
 	}
 	bl_options_free(opts, n);
@@ -81,15 +111,15 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 
 /* Create directory `name` in dirfd with the layout's owner and mode, or
  * open it if it is there; refuse a symlink or a non-directory. */
-static int open_or_make_dir(int dirfd, const char *name, uid_t uid, gid_t gid,
-			    const char *path, btrfslayer_error **err)
+static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
+			    gid_t gid, const char *path, btrfslayer_error **err)
 {
-	if (mkdirat(dirfd, name, HOME_MODE) == 0) {
+	if (mkdirat(dirfd, name, mode) == 0) {
 		int fd = openat(dirfd, name, DIR_FLAGS);
 		if (fd < 0)
 			return bl_fail(err, -errno, "open new directory: %s", path);
 		/* mkdir's mode went through the umask; ownership is the layout's */
-		if (fchown(fd, uid, gid) < 0 || fchmod(fd, HOME_MODE) < 0) {
+		if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
 			int r = bl_fail(err, -errno, "set owner and mode: %s", path);
 			close(fd);
 			return r;
@@ -156,7 +186,8 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 		goto out;
 	}
 	if (!exists) {
-		r = open_or_make_dir(parent_fd, base, geteuid(), h->root_gid, home, err);
+		r = open_or_make_dir(parent_fd, base, HOME_MODE, geteuid(), h->root_gid,
+				     home, err);
 		if (r < 0)
 			goto out;
 		h->home_fd = r;
@@ -188,8 +219,15 @@ static int open_layout(btrfslayer *h, btrfslayer_error **err)
 	char path[PATH_MAX];
 	uint8_t home_fs[16], subvolumes_fs[16];
 
+	snprintf(path, sizeof(path), "%s/" BL_QUOTAS, h->home);
+	int fd = open_or_make_dir(h->home_fd, BL_QUOTAS, QUOTAS_MODE, geteuid(), h->root_gid,
+				  path, err);
+	if (fd < 0)
+		return fd;
+	h->quotas_fd = fd;
 	snprintf(path, sizeof(path), "%s/" SUBVOLUMES, h->home);
-	int fd = open_or_make_dir(h->home_fd, SUBVOLUMES, geteuid(), h->root_gid, path, err);
+	fd = open_or_make_dir(h->home_fd, SUBVOLUMES, HOME_MODE, geteuid(), h->root_gid,
+			      path, err);
 	if (fd < 0)
 		return fd;
 	h->subvolumes_fd = fd;
@@ -221,9 +259,13 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	btrfslayer *h = calloc(1, sizeof(*h));
 	if (!h)
 		return bl_fail(err, -ENOMEM, "open: %s", home);
-	h->home_fd = h->subvolumes_fd = -1;
+	h->home_fd = h->subvolumes_fd = h->quotas_fd = -1;
+	for (size_t i = 0; i < BL_ID_LOCKS; i++)
+		pthread_mutex_init(&h->id_locks[i], NULL);
+	pthread_mutex_init(&h->quota_lock, NULL);
 
-	int r = parse_open_options(h, options, n_options, err);
+	bool quotas_wanted = false;
+	int r = parse_open_options(h, options, n_options, &quotas_wanted, err);
 	if (r == 0)
 		r = bl_idmap_root(uid_map, n_uid_map, "uid map", &h->root_uid, err);
 	if (r == 0)
@@ -234,6 +276,8 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = resolve_home(h, home, err);
 	if (r == 0)
 		r = open_layout(h, err);
+	if (r == 0 && quotas_wanted)
+		r = bl_quota_ensure(h, err);
 	if (r < 0) {
 		btrfslayer_close(h, NULL);
 		return r;
@@ -247,10 +291,18 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	bl_clear_error(err);
 	if (!h)
 		return 0;
+	if (h->home_fd >= 0)
+		bl_quota_retry_pending(h, SIZE_MAX);
+	if (h->quotas_fd >= 0)
+		close(h->quotas_fd);
 	if (h->subvolumes_fd >= 0)
 		close(h->subvolumes_fd);
 	if (h->home_fd >= 0)
 		close(h->home_fd);
+	for (size_t i = 0; i < BL_ID_LOCKS; i++)
+		pthread_mutex_destroy(&h->id_locks[i]);
+	pthread_mutex_destroy(&h->quota_lock);
+	free(h->pending_qgroups);
 	free(h->home);
 	free(h);
 	return 0;
@@ -258,12 +310,11 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 
 /* ---- layers ---------------------------------------------------------------- */
 
-/* Open layer `id` for use: a subvolume directly under subvolumes/. */
-static int open_layer(btrfslayer *h, const char *id, const char *step,
-		      btrfslayer_error **err)
+int bl_open_layer(btrfslayer *h, const char *id, const char *step,
+		  btrfslayer_error **err)
 {
 	char path[PATH_MAX];
-	layer_path(h, id, path, sizeof(path));
+	bl_layer_path(h, id, path, sizeof(path));
 	int fd = openat(h->subvolumes_fd, id, DIR_FLAGS);
 	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
 		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a symbolic link or a file)",
@@ -280,7 +331,7 @@ static int open_layer(btrfslayer *h, const char *id, const char *step,
 	return bl_fail(err, r, "%s: %s", step, path);
 }
 
-static int check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err)
+int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err)
 {
 	bl_clear_error(err);
 	if (!h)
@@ -288,20 +339,20 @@ static int check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error *
 	return bl_id_check(id, "layer id", err);
 }
 
-static int check_storage_options(const char *const *opts, size_t n,
-				 btrfslayer_error **err)
+/* Docker's --storage-opt; *size is 0 when no limit is asked for. */
+static int parse_storage_options(btrfslayer *h, const char *const *opts, size_t n,
+				 uint64_t *size, btrfslayer_error **err)
 {
 	struct bl_option *parsed = NULL;
 	char quoted[BL_QUOTE_MAX];
 	int r = bl_options_parse(opts, n, "storage option", &parsed, err);
+	*size = 0;
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		bl_quote(quoted, sizeof(quoted), parsed[i].key);
 		if (!strcmp(parsed[i].key, "size"))
-			r = bl_fail_msg(err, -EOPNOTSUPP,
-					"storage option %s: per-layer size limits are not supported yet",
-					quoted);
+			r = bl_quota_parse_size(h, parsed[i].value, size, err);
 		else
-			r = bl_fail_msg(err, -EINVAL, "unknown storage option %s", quoted);
+			r = bl_fail_msg(err, -EINVAL, "unknown storage option %s (known: size)",
+					bl_quote(quoted, sizeof(quoted), parsed[i].key));
 	}
 	if (parsed)
 		bl_options_free(parsed, n);
@@ -326,24 +377,47 @@ static int make_subvolume(btrfslayer *h, const char *tmp, int parent_fd,
 	return 0;
 }
 
-/* Owner, mode, label and seal of the layer root, while it is still hidden. */
+/* Owner, mode, label, size limit and seal of the layer root, while it is
+ * still hidden. */
 static int finish_layer(btrfslayer *h, int fd, bool empty, const char *label,
-			bool seal, const char *path, btrfslayer_error **err)
+			uint64_t size, bool seal, const char *path,
+			btrfslayer_error **err)
 {
 	if (empty && (fchown(fd, h->root_uid, h->root_gid) < 0 ||
 		      fchmod(fd, LAYER_ROOT_MODE) < 0))
 		return bl_fail(err, -errno, "set owner and mode of layer root: %s", path);
-	if (label) {
-		int r = bl_label_apply(fd, label, path, err);
-		if (r < 0)
-			return r;
-	}
-	if (seal) {
-		int r = bl_ioctl_set_read_only(fd, true);
-		if (r < 0)
-			return bl_fail(err, r, "make read-only: %s", path);
-	}
+	int r;
+	if (label && (r = bl_label_apply(fd, label, path, err)) < 0)
+		return r;
+	r = size ? bl_quota_limit(fd, size, path, err)
+		     : empty ? 0 : bl_quota_drop_inherited(fd, path, err);
+	if (r < 0)
+		return r;
+	if (seal && (r = bl_ioctl_set_read_only(fd, true)) < 0)
+		return bl_fail(err, r, "make read-only: %s", path);
 	return 0;
+}
+
+/* Give the finished layer `tmp` its id, with its quota file in place first:
+ * a layer is never seen without the limit it was created with.  A quota file
+ * of an earlier layer of that id (left by a crash) must not outlive it.
+ * Called with the id's lock. */
+static int publish_layer(btrfslayer *h, const char *tmp, const char *id,
+			 uint64_t size, const char *path, btrfslayer_error **err)
+{
+	struct stat st;
+	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return bl_fail(err, -EEXIST, "create layer: %s", path);
+	int r = size ? bl_quota_file_write(h, id, size, err)
+		     : bl_quota_file_remove(h, id, err);
+	if (r < 0)
+		return r;
+	if (renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
+		return 0;
+	r = bl_fail(err, -errno, "create layer: %s", path);
+	if (size)
+		bl_quota_file_remove(h, id, NULL);
+	return r;
 }
 
 BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
@@ -353,12 +427,12 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 				     size_t n_storage_opts,
 				     btrfslayer_error **err)
 {
-	char path[PATH_MAX], tmp_path[PATH_MAX], tmp[RESERVED_NAME_MAX];
+	char path[PATH_MAX], tmp_path[PATH_MAX], tmp[BL_RESERVED_NAME_MAX];
 	int parent_fd = -1, fd = -1;
 	bool made = false;
 
 	/* every argument first: a bad one changes nothing */
-	int r = check_handle_and_id(h, id, err);
+	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
 	if (parent && (r = bl_id_check(parent, "parent id", err)) < 0)
@@ -370,24 +444,27 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 		mount_label = NULL;
 	if (mount_label && (r = bl_label_check(mount_label, err)) < 0)
 		return r;
-	if ((r = check_storage_options(storage_opts, n_storage_opts, err)) < 0)
+	uint64_t size;
+	if ((r = parse_storage_options(h, storage_opts, n_storage_opts, &size, err)) < 0)
 		return r;
 
-	layer_path(h, id, path, sizeof(path));
+	bl_layer_path(h, id, path, sizeof(path));
 	struct stat st;
 	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return bl_fail(err, -EEXIST, "create layer: %s", path);
-	if (parent && (parent_fd = open_layer(h, parent, "open parent layer", err)) < 0)
+	if (parent && (parent_fd = bl_open_layer(h, parent, "open parent layer", err)) < 0)
 		return parent_fd;
+	if (size && (r = bl_quota_ensure(h, err)) < 0)
+		goto out;
 
 	bool read_only = flags & BTRFSLAYER_CREATE_READ_ONLY;
 	bool empty = parent_fd < 0;
 	/* a snapshot nobody writes to is born read-only; others are sealed
 	 * after their last write, still under the reserved name */
 	bool born_read_only = read_only && !empty && !mount_label;
-	for (int attempt = 0; attempt < RESERVED_NAME_ATTEMPTS; attempt++) {
-		reserved_name(BL_TMP_PREFIX, tmp);
-		layer_path(h, tmp, tmp_path, sizeof(tmp_path));
+	for (int attempt = 0; attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
+		bl_reserved_name(BL_TMP_PREFIX, tmp);
+		bl_layer_path(h, tmp, tmp_path, sizeof(tmp_path));
 		bl_clear_error(err);
 		r = make_subvolume(h, tmp, parent_fd, born_read_only, tmp_path, err);
 		if (r != -EEXIST)
@@ -402,19 +479,20 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 		r = bl_fail(err, -errno, "open new layer: %s", tmp_path);
 		goto out;
 	}
-	r = finish_layer(h, fd, empty, mount_label, read_only && !born_read_only,
+	r = finish_layer(h, fd, empty, mount_label, size, read_only && !born_read_only,
 			 tmp_path, err);
 	if (r < 0)
 		goto out;
-	if (renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0) {
-		r = bl_fail(err, -errno, "create layer: %s", path);
+	bl_id_lock(h, id);
+	r = publish_layer(h, tmp, id, size, path, err);
+	bl_id_unlock(h, id);
+	if (r < 0)
 		goto out;
-	}
 	made = false;
 out:
 	if (made) {
 		/* never leave a half-made layer behind */
-		int c = fd >= 0 ? bl_tree_destroy(h->subvolumes_fd, tmp, fd, tmp_path, NULL)
+		int c = fd >= 0 ? bl_tree_destroy(h, h->subvolumes_fd, tmp, fd, tmp_path, NULL)
 				: bl_ioctl_destroy(h->subvolumes_fd, tmp);
 		if (c < 0)
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
@@ -435,41 +513,87 @@ static bool same_inode(int dirfd, const char *name, int fd)
 	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
-				     btrfslayer_error **err)
+/* Rename layer `id` (open as fd) and its quota file to `tomb`.  Called with
+ * the id's lock. */
+static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
+		      const char *path, bool *quota_buried, btrfslayer_error **err)
 {
-	char path[PATH_MAX], tomb[RESERVED_NAME_MAX];
-	int r = check_handle_and_id(h, id, err);
-	if (r < 0)
-		return r;
-	int fd = open_layer(h, id, "remove layer", err);
-	if (fd < 0)
-		return fd;
-
-	/* from here on the id is gone, whatever happens to the deletion */
-	layer_path(h, id, path, sizeof(path));
-	reserved_name(BL_TOMB_PREFIX, tomb);
-	if (renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tomb, RENAME_NOREPLACE) < 0) {
-		r = bl_fail(err, -errno, "remove layer: rename to %s: %s", tomb, path);
-		goto out;
-	}
+	if (renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tomb, RENAME_NOREPLACE) < 0)
+		return bl_fail(err, -errno, "remove layer: rename to %s: %s", tomb, path);
 	if (!same_inode(h->subvolumes_fd, tomb, fd)) {
 		/* swapped between our open and our rename: not ours to delete */
 		if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
 			bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s was replaced during removal "
 			       "and is left as %s", path, tomb);
-		r = bl_fail_msg(err, -EAGAIN, "remove layer: %s: replaced during removal", path);
-		goto out;
+		return bl_fail_msg(err, -EAGAIN, "remove layer: %s: replaced during removal", path);
 	}
-	r = bl_tree_destroy(h->subvolumes_fd, tomb, fd, path, err);
-	if (r < 0 &&
-	    renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
-		/* the caller's retry needs the id back; say where it went */
+	int r = bl_quota_file_rename(h, id, tomb);
+	*quota_buried = r == 0;
+	if (r < 0 && r != -ENOENT)
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove layer %s: rename quota file: %s",
+		       path, btrfslayer_strerror(r));
+	return 0;
+}
+
+/* A removal that failed: the caller's retry needs the id back. */
+static void unbury_layer(btrfslayer *h, const char *id, const char *tomb,
+			 bool quota_buried, const char *path)
+{
+	bl_id_lock(h, id);
+	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
 		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: failed removal of %s is left as %s",
 		       path, tomb);
+	else if (quota_buried && bl_quota_file_rename(h, tomb, id) < 0)
+		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: the quota file of %s is left as %s",
+		       path, tomb);
+	bl_id_unlock(h, id);
+}
+
+BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
+				     btrfslayer_error **err)
+{
+	char path[PATH_MAX], tomb[BL_RESERVED_NAME_MAX];
+	bool quota_buried = false;
+	int r = bl_check_handle_and_id(h, id, err);
+	if (r < 0)
+		return r;
+	bl_id_lock(h, id);
+	int fd = bl_open_layer(h, id, "remove layer", err);
+	if (fd < 0) {
+		bl_id_unlock(h, id);
+		return fd;
+	}
+	/* from here on the id is gone, whatever happens to the deletion */
+	bl_layer_path(h, id, path, sizeof(path));
+	bl_reserved_name(BL_TOMB_PREFIX, tomb);
+	r = bury_layer(h, id, fd, tomb, path, &quota_buried, err);
+	bl_id_unlock(h, id);
+	if (r < 0)
+		goto out;
+
+	r = bl_tree_destroy(h, h->subvolumes_fd, tomb, fd, path, err);
+	if (r < 0) {
+		unbury_layer(h, id, tomb, quota_buried, path);
+		goto out;
+	}
+	if (quota_buried && bl_quota_file_remove(h, tomb, NULL) < 0)
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove layer %s: the quota file is left as %s",
+		       path, tomb);
+	bl_quota_retry_pending(h, QGROUP_RETRIES_PER_REMOVE);
 out:
 	close(fd);
 	return r;
+}
+
+/* get(): apply the recorded limit again, in case quotas were reset. */
+static int reapply_limit(btrfslayer *h, const char *id, int fd, const char *path,
+			 btrfslayer_error **err)
+{
+	uint64_t size;
+	if (bl_quota_file_read(h, id, &size) < 0)
+		return 0;	/* none, or garbage: logged, never a wrong limit */
+	int r = bl_quota_ensure(h, err);
+	return r < 0 ? r : bl_quota_limit(fd, size, path, err);
 }
 
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
@@ -477,15 +601,24 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  btrfslayer_error **err)
 {
 	(void)mount_label;
-	int r = check_handle_and_id(h, id, err);
+	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
 	if (!path)
 		return bl_fail_msg(err, -EINVAL, "get layer %s: no place for the path (NULL)", id);
-	int fd = open_layer(h, id, "get layer", err);
+	char layer[PATH_MAX];
+	bl_id_lock(h, id);
+	int fd = bl_open_layer(h, id, "get layer", err);
+	if (fd >= 0) {
+		bl_layer_path(h, id, layer, sizeof(layer));
+		r = reapply_limit(h, id, fd, layer, err);
+		close(fd);
+	}
+	bl_id_unlock(h, id);
 	if (fd < 0)
 		return fd;
-	close(fd);
+	if (r < 0)
+		return r;
 	if (asprintf(path, "%s/" SUBVOLUMES "/%s", h->home, id) < 0) {
 		*path = NULL;
 		return bl_fail(err, -ENOMEM, "get layer: %s/" SUBVOLUMES "/%s", h->home, id);
@@ -496,14 +629,14 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 BTRFSLAYER_API int btrfslayer_put(btrfslayer *h, const char *id,
 				  btrfslayer_error **err)
 {
-	return check_handle_and_id(h, id, err);
+	return bl_check_handle_and_id(h, id, err);
 }
 
 BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 				     btrfslayer_error **err)
 {
 	struct stat st;
-	int r = check_handle_and_id(h, id, err);
+	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
 	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -511,7 +644,7 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 	if (errno == ENOENT)
 		return 0;
 	char path[PATH_MAX];
-	layer_path(h, id, path, sizeof(path));
+	bl_layer_path(h, id, path, sizeof(path));
 	return bl_fail(err, -errno, "look up layer: %s", path);
 }
 
@@ -544,7 +677,7 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !bl_stat_is_subvolume(&st))
 			continue;
-		layer_path(h, d->d_name, path, sizeof(path));
+		bl_layer_path(h, d->d_name, path, sizeof(path));
 		r = bl_list_add(list, d->d_name, path);
 	}
 	if (r == 0 && errno)

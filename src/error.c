@@ -90,6 +90,8 @@ BTRFSLAYER_API const char *btrfslayer_strerror(int code)
 		code = -code;
 	if (code == BTRFSLAYER_ENOTBTRFS)
 		return "Not on a btrfs filesystem (prerequisites not met)";
+	if (code == BTRFSLAYER_ENOQUOTA)
+		return "Quotas are not enabled on the filesystem";
 	const char *desc = strerrordesc_np(code);
 	return desc ? desc : "Unknown error";
 }

@@ -3,6 +3,7 @@
 #ifndef BTRFSLAYER_INTERNAL_H
 #define BTRFSLAYER_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,15 +16,52 @@
  * layer being built, and a layer being removed.  Ids never start with '.'. */
 #define BL_TMP_PREFIX ".tmp-"
 #define BL_TOMB_PREFIX ".tomb-"
+#define BL_RESERVED_NAME_MAX 32
+#define BL_RESERVED_NAME_ATTEMPTS 8
+
+#define BL_SUBVOLUMES "subvolumes"
+#define BL_QUOTAS "quotas"
+
+/* Operations on one id take one of these, picked by a hash of the id, for
+ * the short steps that must not interleave (a layer's rename and its quota
+ * file).  Different ids rarely share one. */
+#define BL_ID_LOCKS 64
+
+enum bl_quota_mode {
+	BL_QUOTA_OFF,
+	BL_QUOTA_QGROUP,	/* full qgroup accounting */
+	BL_QUOTA_SIMPLE,	/* simple quotas (kernel >= 6.7) */
+};
 
 struct btrfslayer {
 	char *home;		/* absolute path, for messages and get() */
 	int home_fd;		/* O_DIRECTORY|O_NOFOLLOW, opened once */
 	int subvolumes_fd;	/* HOME/subvolumes, likewise */
+	int quotas_fd;		/* HOME/quotas, likewise */
 	uint64_t min_space;	/* btrfs.min_space; 0 when not given */
+	enum bl_quota_mode quota_mode;	/* btrfs.quota_mode; OFF: not given */
 	uint32_t root_uid;	/* host ids of container root 0:0 */
 	uint32_t root_gid;
+	pthread_mutex_t id_locks[BL_ID_LOCKS];
+	pthread_mutex_t quota_lock;	/* enabling quotas; pending_qgroups */
+	uint64_t *pending_qgroups;	/* see bl_quota_forget_subvolume() */
+	size_t n_pending_qgroups;
 };
+
+/* ---- driver.c: shared with the modules that implement API calls ---------- */
+
+/* -EINVAL unless h is a handle and id a valid layer id; clears *err. */
+int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err);
+/* Open layer `id` (a subvolume directly under subvolumes/) or fail with
+ * -ENOENT; `step` starts the error message. */
+int bl_open_layer(btrfslayer *h, const char *id, const char *step,
+		  btrfslayer_error **err);
+/* "<home>/subvolumes/<name>", for messages. */
+void bl_layer_path(const btrfslayer *h, const char *name, char *buf, size_t len);
+/* A fresh name in the library's reserved namespace: prefix + 16 hex digits. */
+void bl_reserved_name(const char *prefix, char buf[BL_RESERVED_NAME_MAX]);
+void bl_id_lock(btrfslayer *h, const char *id);
+void bl_id_unlock(btrfslayer *h, const char *id);
 
 /* ---- error.c -------------------------------------------------------------- */
 
@@ -157,20 +195,73 @@ struct bl_subvolume {
 int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n);
 void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n);
 
-enum bl_quota_mode {
-	BL_QUOTA_OFF,
-	BL_QUOTA_QGROUP,	/* full qgroup accounting */
-	BL_QUOTA_SIMPLE,	/* simple quotas (kernel >= 6.7) */
-};
 /* Quota mode, and whether the kernel marked its numbers inconsistent. */
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent);
+/* Whether the running kernel offers simple quotas (Linux 6.7). */
+bool bl_kernel_has_simple_quota(void);
+/* Turn quotas on for fd's filesystem in `mode` (QGROUP or SIMPLE). */
+int bl_ioctl_quota_enable(int fd, enum bl_quota_mode mode);
+/* Limit the referenced bytes of the subvolume fd is in; 0 clears the limit. */
+int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced);
+int bl_ioctl_qgroup_create(int fd, uint64_t qgroupid);
+int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid);
+
+struct bl_qgroup {
+	uint64_t referenced;
+	uint64_t exclusive;
+	uint64_t max_referenced;	/* 0: no limit */
+};
+/* What the quota tree says of qgroup `qgroupid` (level 0: a subvolume id):
+ * numbers as of the last transaction commit.  -ENOENT when there is no such
+ * qgroup or quotas are off. */
+int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out);
+
+/* ---- quota.c -------------------------------------------------------------- */
+
+const char *bl_quota_mode_name(enum bl_quota_mode mode);
+/* "qgroup" or "simple"; -EINVAL for anything else. */
+int bl_quota_parse_mode(const char *value, enum bl_quota_mode *mode);
+/* Make sure quotas are on: turn them on in h's mode (btrfs.quota_mode, else
+ * simple where the kernel has them, else qgroup) when they are off; -EBUSY
+ * when btrfs.quota_mode asks for another mode than the one that is on. */
+int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err);
+/* A size limit must be above 0 and at least btrfs.min_space (-EINVAL).
+ * `given` is the text the caller wrote, for the message, or NULL. */
+int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
+			btrfslayer_error **err);
+/* bl_parse_size() and then bl_quota_check_size(). */
+int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
+			btrfslayer_error **err);
+/* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of. */
+int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
+/* A snapshot taken with full qgroups gets its source's limit from the
+ * kernel; a layer must have only the limit it was given: clear it. */
+int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);
+/* HOME/quotas/<id>: written atomically (temporary file, fsync, rename, fsync
+ * of the directory).  read: 0, -ENOENT when there is none, -EINVAL (after a
+ * logged warning) when it is not a regular file holding a valid size. */
+int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
+			btrfslayer_error **err);
+int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
+/* rename: no replace; 0 or -errno (-ENOENT when there is no file).
+ * remove: a missing file is not an error. */
+int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to);
+int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
+/* Subvolume `id` was deleted: destroy its qgroup, now or, while the kernel
+ * still holds it (-EBUSY until the cleaner has dropped the subvolume), at a
+ * later remove or close.  Recent kernels drop it themselves; then this finds
+ * nothing to do. */
+void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id);
+/* Try again for up to `max` of the oldest waiting qgroups. */
+void bl_quota_retry_pending(btrfslayer *h, size_t max);
 
 /* ---- tree.c --------------------------------------------------------------- */
 
 /* Delete subvolume `name` of directory dirfd, whose root fd is open, and every
  * subvolume nested in it, read-only ones included.  `path` is for messages.
- * On failure a read-only top stays read-only. */
-int bl_tree_destroy(int dirfd, const char *name, int fd, const char *path,
-		    btrfslayer_error **err);
+ * On failure a read-only top stays read-only.  When h is not NULL, every
+ * deleted subvolume's qgroup goes to bl_quota_forget_subvolume(). */
+int bl_tree_destroy(btrfslayer *h, int dirfd, const char *name, int fd,
+		    const char *path, btrfslayer_error **err);
 
 #endif /* BTRFSLAYER_INTERNAL_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The kernel's btrfs interface.  libbtrfsutil does the subvolume work; raw
- * ioctls cover what it lacks (filesystem uuid, quota status).  No other
+ * ioctls cover what it lacks (filesystem uuid, quotas).  No other
  * module issues a btrfs ioctl.
  */
 #define _GNU_SOURCE
@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include <btrfsutil.h>
 #include <linux/btrfs.h>
@@ -236,5 +237,110 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 		*mode = flags & BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE ?
 			BL_QUOTA_SIMPLE : BL_QUOTA_QGROUP;
 	*inconsistent = flags & BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT;
+	return 0;
+}
+
+/* ---- quotas ---------------------------------------------------------------- */
+
+/* Also newer than Debian 12's headers. */
+#ifndef BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA
+#define BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA 4
+#endif
+/* QGROUP_LIMIT with this value for a limit clears it. */
+#define QGROUP_LIMIT_CLEAR UINT64_MAX
+
+bool bl_kernel_has_simple_quota(void)
+{
+	/* the kernel lists what it supports, whatever the filesystem has */
+	return access("/sys/fs/btrfs/features/simple_quota", F_OK) == 0;
+}
+
+int bl_ioctl_quota_enable(int fd, enum bl_quota_mode mode)
+{
+	struct btrfs_ioctl_quota_ctl_args args = {
+		.cmd = mode == BL_QUOTA_SIMPLE ? BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA
+					       : BTRFS_QUOTA_CTL_ENABLE,
+	};
+	if (mode == BL_QUOTA_OFF)
+		return -EINVAL;
+	return ioctl(fd, BTRFS_IOC_QUOTA_CTL, &args) < 0 ? -errno : 0;
+}
+
+int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced)
+{
+	struct btrfs_ioctl_qgroup_limit_args args;
+	memset(&args, 0, sizeof(args));
+	args.qgroupid = 0;	/* the subvolume fd is in */
+	args.lim.flags = BTRFS_QGROUP_LIMIT_MAX_RFER;
+	args.lim.max_rfer = max_referenced ? max_referenced : QGROUP_LIMIT_CLEAR;
+	return ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
+}
+
+static int qgroup_create_or_destroy(int fd, uint64_t qgroupid, bool create)
+{
+	struct btrfs_ioctl_qgroup_create_args args = {
+		.create = create,
+		.qgroupid = qgroupid,
+	};
+	return ioctl(fd, BTRFS_IOC_QGROUP_CREATE, &args) < 0 ? -errno : 0;
+}
+
+int bl_ioctl_qgroup_create(int fd, uint64_t qgroupid)
+{
+	return qgroup_create_or_destroy(fd, qgroupid, true);
+}
+
+int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid)
+{
+	return qgroup_create_or_destroy(fd, qgroupid, false);
+}
+
+/* Copy the quota tree's item (0, type, qgroupid) into item (zero-filled when
+ * shorter); -ENOENT when there is none or quotas are off. */
+static int quota_tree_item(int fd, uint8_t type, uint64_t qgroupid,
+			   void *item, size_t size, size_t min_len)
+{
+	struct btrfs_ioctl_search_args args;
+	struct btrfs_ioctl_search_header header;
+
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = BTRFS_QUOTA_TREE_OBJECTID;
+	args.key.min_type = args.key.max_type = type;
+	args.key.min_offset = args.key.max_offset = qgroupid;
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return -errno;	/* ENOENT: no quota tree */
+	if (args.key.nr_items == 0)
+		return -ENOENT;
+	memcpy(&header, args.buf, sizeof(header));
+	if (header.type != type || header.offset != qgroupid || header.len < min_len ||
+	    header.len > sizeof(args.buf) - sizeof(header))
+		return -EIO;
+	memset(item, 0, size);
+	memcpy(item, args.buf + sizeof(header), header.len < size ? header.len : size);
+	return 0;
+}
+
+int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out)
+{
+	struct btrfs_qgroup_info_item info;
+	struct btrfs_qgroup_limit_item limit;
+
+	int r = quota_tree_item(fd, BTRFS_QGROUP_INFO_KEY, qgroupid, &info,
+				sizeof(info), sizeof(info));
+	if (r < 0)
+		return r;
+	out->referenced = le64toh(info.rfer);
+	out->exclusive = le64toh(info.excl);
+	out->max_referenced = 0;
+	r = quota_tree_item(fd, BTRFS_QGROUP_LIMIT_KEY, qgroupid, &limit,
+			    sizeof(limit), sizeof(limit));
+	if (r == -ENOENT)	/* never limited */
+		return 0;
+	if (r < 0)
+		return r;
+	if (le64toh(limit.flags) & BTRFS_QGROUP_LIMIT_MAX_RFER)
+		out->max_referenced = le64toh(limit.max_rfer);
 	return 0;
 }

@@ -72,17 +72,12 @@ static int add_sysfs(btrfslayer_list *list, const char *key, const char *dir_pat
 
 static int add_quota(btrfslayer_list *list, int fd)
 {
-	static const char *const modes[] = {
-		[BL_QUOTA_OFF] = "off",
-		[BL_QUOTA_QGROUP] = "qgroup",
-		[BL_QUOTA_SIMPLE] = "simple",
-	};
 	enum bl_quota_mode mode;
 	bool inconsistent;
 	int r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
 	if (r < 0)	/* reading the quota tree takes CAP_SYS_ADMIN */
 		return bl_list_addf(list, "quota_mode", "unknown (%s)", btrfslayer_strerror(r));
-	r = bl_list_add(list, "quota_mode", modes[mode]);
+	r = bl_list_add(list, "quota_mode", bl_quota_mode_name(mode));
 	if (r == 0 && mode != BL_QUOTA_OFF)
 		r = bl_list_add(list, "quota_consistent", inconsistent ? "no" : "yes");
 	return r;

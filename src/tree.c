@@ -82,8 +82,8 @@ static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed,
 	return 0;
 }
 
-static int destroy_nested(int top_fd, bool *top_unsealed, const char *path,
-			  btrfslayer_error **err)
+static int destroy_nested(btrfslayer *h, int top_fd, bool *top_unsealed,
+			  const char *path, btrfslayer_error **err)
 {
 	struct bl_subvolume *list;
 	uint64_t top_id;
@@ -99,6 +99,8 @@ static int destroy_nested(int top_fd, bool *top_unsealed, const char *path,
 	/* children come before their parents */
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);
+		if (r == 0 && h)
+			bl_quota_forget_subvolume(h, list[i].id);
 		if (r == -ENOENT)	/* gone already */
 			r = 0;
 		if (r < 0)
@@ -108,22 +110,26 @@ static int destroy_nested(int top_fd, bool *top_unsealed, const char *path,
 	return r;
 }
 
-int bl_tree_destroy(int dirfd, const char *name, int fd, const char *path,
-		    btrfslayer_error **err)
+int bl_tree_destroy(btrfslayer *h, int dirfd, const char *name, int fd,
+		    const char *path, btrfslayer_error **err)
 {
 	bool top_unsealed = false;
-	int r = 0;
+	uint64_t top_id = 0;
+	int r = h ? bl_ioctl_subvolume_id(fd, &top_id) : 0;
 
-	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
-		r = destroy_nested(fd, &top_unsealed, path, err);
+	for (int attempt = 0; r == 0 && attempt < DESTROY_ATTEMPTS; attempt++) {
+		r = destroy_nested(h, fd, &top_unsealed, path, err);
 		if (r < 0)
 			break;
 		r = bl_ioctl_destroy(dirfd, name);
 		if (r != -ENOTEMPTY)
 			break;
 	}
-	if (r == 0)
+	if (r == 0) {
+		if (h)
+			bl_quota_forget_subvolume(h, top_id);
 		return 0;
+	}
 	if (err && !*err)	/* the failing step may have said it already */
 		bl_fail(err, r, "delete subvolume: %s", path);
 	/* leave a read-only layer read-only when it survives */

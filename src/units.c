@@ -129,3 +129,10 @@ int bl_parse_size(const char *s, uint64_t *out)
 	*out = whole + part;
 	return 0;
 }
+
+BTRFSLAYER_API int btrfslayer_parse_size(const char *s, uint64_t *bytes)
+{
+	if (!s || !bytes)
+		return -EINVAL;
+	return bl_parse_size(s, bytes);
+}

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Long-only options get values past any char so that they never alias a
  * short option in getopt's results. */
 enum { OPT_HOME = 256, OPT_JSON, OPT_PARENT, OPT_READ_ONLY, OPT_LABEL,
-       OPT_STORAGE_OPT };
+       OPT_STORAGE_OPT, OPT_SYNC };
 
 /* A list of borrowed argv strings; sized for the whole argv up front, so
  * adding never reallocates. */
@@ -365,6 +366,85 @@ static int cmd_status(struct ctx *c, int argc, char **argv)
 	return show_list(c, argc, argv, btrfslayer_status, 0, ": ");
 }
 
+static int cmd_quota(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	uint64_t size = 0;
+	int rc = parse_simple(c, argc, argv, 0, 2, "layer id and SIZE (or none)");
+	const char *id = argv[optind], *value = argv[optind + 1];
+
+	if (rc != EXIT_OK)
+		return rc;
+	if (strcmp(value, "none") != 0 && btrfslayer_parse_size(value, &size) < 0)
+		return usage_error("quota: invalid size '%s' (e.g. 10G, 512M, none)", value);
+	rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = size ? btrfslayer_set_quota(c->h, id, size, &err)
+		  : btrfslayer_clear_quota(c->h, id, &err);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
+static void print_usage(const char *id, const btrfslayer_usage *u, int json)
+{
+	const char *mode = u->quota_mode == BTRFSLAYER_QUOTA_SIMPLE ? "simple" : "qgroup";
+	const struct { const char *key; uint64_t value; } numbers[] = {
+		{ "referenced", u->referenced },
+		{ "exclusive", u->exclusive },
+		{ "limit", u->limit },
+		{ "recorded_limit", u->recorded_limit },
+		{ "subvolume_id", u->subvolume_id },
+	};
+	size_t i;
+
+	if (json) {
+		fputs("{\n  \"id\": ", stdout);
+		json_string(id);
+		for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+			printf(",\n  \"%s\": %" PRIu64, numbers[i].key, numbers[i].value);
+		printf(",\n  \"quota_mode\": \"%s\",\n  \"consistent\": %s\n}\n", mode,
+		       u->consistent ? "true" : "false");
+		return;
+	}
+	printf("id: %s\n", id);
+	for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		printf("%s: %" PRIu64 "\n", numbers[i].key, numbers[i].value);
+	printf("quota_mode: %s\nconsistent: %s\n", mode, u->consistent ? "yes" : "no");
+}
+
+static int cmd_usage(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "sync", no_argument, NULL, OPT_SYNC },
+		{ NULL, 0, NULL, 0 },
+	};
+	btrfslayer_error *err = NULL;
+	btrfslayer_usage u;
+	uint32_t flags = 0;
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = next_opt(argv[0], argc, argv, ":", longopts)) != -1) {
+		if (opt == OPT_JSON)
+			c->json = 1;
+		else if (opt == OPT_SYNC)
+			flags |= BTRFSLAYER_USAGE_SYNC;
+		else
+			return EXIT_USAGE;
+	}
+	rc = check_operands(argv[0], argc, argv, 1, "layer id");
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_get_usage(c->h, argv[optind], flags, &u, sizeof(u), &err);
+	if (rc < 0)
+		return lib_error(rc, err);
+	print_usage(argv[optind], &u, c->json);
+	return EXIT_OK;
+}
+
 static int cmd_version(struct ctx *c, int argc, char **argv)
 {
 	int rc = parse_simple(c, argc, argv, 0, 0, "");
@@ -383,6 +463,9 @@ static const struct command commands[] = {
 	{ "rm", "ID", "delete a layer and every subvolume inside it", cmd_rm },
 	{ "path", "ID", "print the layer's absolute path", cmd_path },
 	{ "exists", "ID", "exit 0 if the layer exists, 1 if not", cmd_exists },
+	{ "quota", "ID SIZE|none", "set (or remove) the layer's size limit", cmd_quota },
+	{ "usage", "[--json] [--sync] ID",
+	  "bytes the layer uses, from the quota tree (--sync: commit first)", cmd_usage },
 	{ "ls", "[--json]", "list layers, one id per line", cmd_ls },
 	{ "status", "[--json]", "show the store's status", cmd_status },
 	{ "version", "", "print the library version", cmd_version },
@@ -402,7 +485,7 @@ static void print_help(void)
 	       "  --home DIR      the store (default: $BTRFSLAYER_HOME, "
 	       "else " DEFAULT_HOME ")\n"
 	       "  -o KEY=VALUE    store option, e.g. btrfs.min_space=10G\n"
-	       "  --json          JSON output for ls and status\n"
+	       "  --json          JSON output for ls, status and usage\n"
 	       "  -v, --verbose   print the library's info and debug messages\n"
 	       "  -h, --help      show this help\n\n"
 	       "Commands:\n");

@@ -226,8 +226,8 @@ test_create_and_query() {
 	verdict "bad id: message names the id"
 	t "create from a missing parent exits 1" 1 bl create --parent nope orphan
 	t "... and makes nothing" 1 bl exists orphan
-	t "--storage-opt size is refused" 1 bl create --storage-opt size=1G sized
-	[[ -z $OUT && $ERR == "btrfslayer: "* ]]; verdict "storage-opt: message"
+	t "a malformed --storage-opt size is refused" 1 bl create --storage-opt size=1Q sized
+	[[ -z $OUT && $ERR == "btrfslayer: "*1Q* ]]; verdict "storage-opt: message names the value"
 	t "... and makes nothing" 1 bl exists sized
 	t "unknown -o is refused" 1 bl -o frob=1 ls
 	[[ $ERR == "btrfslayer: "*frob* ]]; verdict "unknown -o: message names it"
@@ -309,6 +309,34 @@ test_remove() {
 	[[ $OUT == "$(printf '%s\n' base empty-ro labelled)" ]]; verdict "ls shows what is left"
 }
 
+test_quota() {
+	t "usage with quotas off exits 1" 1 bl usage base
+	lib_shape && [[ $ERR == *"quotas are off"* ]]; verdict "usage, quotas off: says so"
+	t "create with size=64M" 0 bl create --storage-opt size=64M sized
+	t "usage" 0 bl usage --sync sized
+	grep -qx 'limit: 67108864' <<<"$OUT"; verdict "usage shows the limit"
+	grep -qx 'recorded_limit: 67108864' <<<"$OUT"; verdict "usage shows the recorded limit"
+	grep -q '^referenced: [0-9]\+$' <<<"$OUT"; verdict "usage shows referenced bytes"
+	t "usage --json" 0 bl usage --json sized
+	json_check "usage --json is valid JSON" "$OUT"
+	[[ $OUT == *'"limit": 67108864'* ]]; verdict "usage --json has the limit as a number"
+	t "quota sets a new limit" 0 bl quota sized 128M
+	[[ $(bl usage sized) == *$'\nlimit: 134217728\n'* ]]; verdict "... and usage shows it"
+	t "quota none clears it" 0 bl quota sized none
+	[[ $(bl usage sized) == *$'\nlimit: 0\nrecorded_limit: 0\n'* ]]
+	verdict "... and usage shows no limit"
+	t "quota with a bad size exits 2" 2 bl quota sized 12x
+	usage_shape; verdict "quota bad size: usage message"
+	t "quota of a missing layer exits 1" 1 bl quota nope 1G
+	lib_shape; verdict "quota missing layer: message shape"
+	t "quota below btrfs.min_space exits 1" 1 bl -o btrfs.min_space=1G quota sized 512M
+	[[ $ERR == *min_space* ]]; verdict "... and names btrfs.min_space"
+	t "status after quotas" 0 bl status
+	grep -q '^quota_mode: \(simple\|qgroup\)$' <<<"$OUT"; verdict "status shows the quota mode"
+	t "rm a layer with a limit" 0 bl rm sized
+	[[ ! -e $H/quotas/sized ]]; verdict "... and its quota file"
+}
+
 setup
 test_basics
 test_usage_errors
@@ -318,6 +346,7 @@ test_snapshots
 test_listing
 test_json_escaping
 test_remove
+test_quota
 
 echo "$PASSED passed, $FAILED failed"
 ((FAILED == 0))

@@ -280,6 +280,8 @@ static void test_open_options(void **state)
 		{ "btrfs.min_space=-1G", -EINVAL, "btrfs.min_space" },
 		{ "btrfs.min_space=", -EINVAL, "btrfs.min_space" },
 		{ "btrfs.min_space=99999999999P", -ERANGE, "btrfs.min_space" },
+		{ "btrfs.quota_mode=full", -EINVAL, "btrfs.quota_mode" },
+		{ "btrfs.quota_mode=", -EINVAL, "btrfs.quota_mode" },
 		{ "novalue", -EINVAL, "novalue" },
 	};
 	char home[HOME_MAX];
@@ -487,11 +489,13 @@ static void test_create_arguments(void **state)
 	btrfslayer_error *err;
 	create(c, "base", NULL, 0);
 	char *before = fs_state(c);
-	const char *size[] = { "size=10G" };
+	const char *size[] = { "size=10 apples" };
 	const char *unknown[] = { "color=blue" };
 	const char *malformed[] = { "size" };
+	/* size limits have their own tests (test_quota.c); a bad one is
+	 * refused before quotas are turned on */
 	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, NULL, size, 1, &err), err,
-		    -EOPNOTSUPP, "size");
+		    -EINVAL, "\"10 apples\"");
 	expect_fail(btrfslayer_create(c->h, "l", "base", 0, NULL, unknown, 1, &err), err,
 		    -EINVAL, "unknown storage option \"color\"");
 	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, NULL, malformed, 1, &err), err,
@@ -690,8 +694,8 @@ static void test_layers_and_status(void **state)
 			assert_string_equal(value, btrfslayer_version());
 		if (!strcmp(want[w], "layers"))
 			assert_string_equal(value, "3");
-		if (!strcmp(want[w], "quota_mode"))
-			assert_string_equal(value, "off");
+		if (!strcmp(want[w], "quota_mode"))	/* min_space turned them on */
+			assert_true(!strcmp(value, "simple") || !strcmp(value, "qgroup"));
 		if (!strcmp(want[w], "filesystem_uuid"))
 			assert_int_equal(strlen(value), 36);
 		if (!strcmp(want[w], "kernel_features"))

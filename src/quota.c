@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Per-layer size limits and usage, on full qgroups or simple quotas.
+ *
+ * A layer's limit lives in two places: the kernel's qgroup limit, which is
+ * what is enforced, and HOME/quotas/<id>, which is what survives a quota
+ * reset and is applied again by get().  The file is written atomically and
+ * read strictly (quotafile.c); a file that does not parse is ignored with a
+ * warning, never turned into a limit.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Ids of deleted subvolumes whose qgroups wait for the kernel's cleaner;
+ * beyond this many the oldest are forgotten (they stay as stale qgroups on
+ * kernels that do not drop them). */
+#define PENDING_QGROUPS_MAX 4096
+
+static const char *const mode_names[] = {
+	[BL_QUOTA_OFF] = "off",
+	[BL_QUOTA_QGROUP] = "qgroup",
+	[BL_QUOTA_SIMPLE] = "simple",
+};
+
+const char *bl_quota_mode_name(enum bl_quota_mode mode)
+{
+	return mode_names[mode];
+}
+
+int bl_quota_parse_mode(const char *value, enum bl_quota_mode *mode)
+{
+	if (!strcmp(value, "qgroup"))
+		*mode = BL_QUOTA_QGROUP;
+	else if (!strcmp(value, "simple"))
+		*mode = BL_QUOTA_SIMPLE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* The mode to turn on when quotas are off: the caller's, else simple quotas
+ * where the kernel has them (their cost does not grow with snapshots). */
+static enum bl_quota_mode mode_to_enable(const btrfslayer *h)
+{
+	if (h->quota_mode != BL_QUOTA_OFF)
+		return h->quota_mode;
+	return bl_kernel_has_simple_quota() ? BL_QUOTA_SIMPLE : BL_QUOTA_QGROUP;
+}
+
+static int enable_locked(btrfslayer *h, enum bl_quota_mode *mode,
+			 btrfslayer_error **err)
+{
+	bool inconsistent;
+	int r = bl_ioctl_quota_status(h->home_fd, mode, &inconsistent);
+	if (r < 0)
+		return bl_fail(err, r, "read quota status: %s", h->home);
+	if (*mode != BL_QUOTA_OFF)
+		return 0;
+
+	enum bl_quota_mode want = mode_to_enable(h);
+	if (want == BL_QUOTA_SIMPLE && !bl_kernel_has_simple_quota())
+		return bl_fail_msg(err, -EOPNOTSUPP,
+				   "enable simple quotas: %s: this kernel has no simple quotas "
+				   "(Linux 6.7 or later); use btrfs.quota_mode=qgroup", h->home);
+	r = bl_ioctl_quota_enable(h->home_fd, want);
+	if (r == 0)
+		r = bl_ioctl_quota_status(h->home_fd, mode, &inconsistent);
+	if (r == 0 && *mode == BL_QUOTA_OFF)
+		r = -EIO;	/* the kernel said yes and did nothing */
+	if (r < 0)
+		return bl_fail(err, r, "enable %s quotas: %s", mode_names[want], h->home);
+	bl_log(BTRFSLAYER_LOG_INFO, "enabled %s quotas on the filesystem of %s",
+	       mode_names[*mode], h->home);
+	return 0;
+}
+
+int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	pthread_mutex_lock(&h->quota_lock);
+	int r = enable_locked(h, &mode, err);
+	pthread_mutex_unlock(&h->quota_lock);
+	if (r < 0 || h->quota_mode == BL_QUOTA_OFF || mode == h->quota_mode)
+		return r;
+	/* switching means disabling, which drops every limit on the filesystem */
+	return bl_fail_msg(err, -EBUSY,
+			   "btrfs.quota_mode=%s: %s: quotas are already on in %s mode; "
+			   "switching would drop every limit on the filesystem, so it is "
+			   "left to the administrator", mode_names[h->quota_mode], h->home,
+			   mode_names[mode]);
+}
+
+int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
+			btrfslayer_error **err)
+{
+	char quoted[BL_QUOTE_MAX];
+	if (given)
+		bl_quote(quoted, sizeof(quoted), given);
+	else
+		snprintf(quoted, sizeof(quoted), "%" PRIu64, size);
+	if (size == 0)
+		return bl_fail_msg(err, -EINVAL, "invalid size %s: a limit must be above 0", quoted);
+	if (size < h->min_space)
+		return bl_fail_msg(err, -EINVAL,
+				   "invalid size %s: below btrfs.min_space (%" PRIu64 " bytes)",
+				   quoted, h->min_space);
+	return 0;
+}
+
+int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
+			btrfslayer_error **err)
+{
+	char quoted[BL_QUOTE_MAX];
+	int r = bl_parse_size(value, size);
+	if (r < 0)
+		return bl_fail(err, r, "invalid size %s", bl_quote(quoted, sizeof(quoted), value));
+	return bl_quota_check_size(h, *size, value, err);
+}
+
+int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err)
+{
+	int r = bl_ioctl_qgroup_limit(fd, size);
+	if (r == -ENOENT) {
+		/* a qgroup someone destroyed by hand: make it again */
+		uint64_t id;
+		r = bl_ioctl_subvolume_id(fd, &id);
+		if (r == 0)
+			r = bl_ioctl_qgroup_create(fd, id);
+		if (r == 0 || r == -EEXIST)
+			r = bl_ioctl_qgroup_limit(fd, size);
+	}
+	if (r < 0)
+		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s", size, path)
+			    : bl_fail(err, r, "clear size limit: %s", path);
+	return 0;
+}
+
+int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	struct bl_qgroup qgroup;
+	uint64_t id;
+	int r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	if (r == 0 && mode == BL_QUOTA_OFF)
+		return 0;
+	if (r == 0)
+		r = bl_ioctl_subvolume_id(fd, &id);
+	if (r == 0)
+		r = bl_ioctl_qgroup_info(fd, id, &qgroup);
+	if (r == -ENOENT || (r == 0 && qgroup.max_referenced == 0))
+		return 0;
+	if (r < 0)
+		return bl_fail(err, r, "read inherited size limit: %s", path);
+	return bl_quota_limit(fd, 0, path, err);
+}
+
+/* ---- HOME/quotas/<id> ------------------------------------------------------ */
+
+static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
+}
+
+int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
+			btrfslayer_error **err)
+{
+	char tmp[BL_RESERVED_NAME_MAX], content[BL_QUOTA_FILE_MAX], path[PATH_MAX];
+	int fd = -1, r = 0;
+	size_t len = (size_t)bl_quota_file_format(size, content);
+
+	for (int attempt = 0; fd < 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
+		bl_reserved_name(BL_TMP_PREFIX, tmp);
+		fd = openat(h->quotas_fd, tmp,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			break;
+	}
+	quota_path(h, fd < 0 ? id : tmp, path, sizeof(path));
+	if (fd < 0)
+		return bl_fail(err, -errno, "write quota file: %s", path);
+	ssize_t n = write(fd, content, len);
+	if (n != (ssize_t)len)
+		r = n < 0 ? -errno : -EIO;
+	else if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0 && renameat(h->quotas_fd, tmp, h->quotas_fd, id) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(h->quotas_fd, tmp, 0);
+		return bl_fail(err, r, "write quota file: %s", path);
+	}
+	/* the rename itself must survive a power cut */
+	if (fsync(h->quotas_fd) < 0) {
+		quota_path(h, id, path, sizeof(path));
+		return bl_fail(err, -errno, "write quota file: sync %s", path);
+	}
+	return 0;
+}
+
+int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
+{
+	char buf[BL_QUOTA_FILE_MAX], path[PATH_MAX];
+	struct stat st;
+	/* O_NONBLOCK: a fifo planted here must not hang us */
+	int fd = openat(h->quotas_fd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return -ENOENT;
+	quota_path(h, id, path, sizeof(path));
+	if (fd < 0) {
+		int r = -errno;
+		bl_log(BTRFSLAYER_LOG_WARNING, "ignoring quota file %s: %s", path,
+		       r == -ELOOP ? "it is a symbolic link" : btrfslayer_strerror(r));
+		return -EINVAL;
+	}
+	ssize_t n = -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0 || bl_quota_file_parse(buf, (size_t)n, size) < 0) {
+		bl_log(BTRFSLAYER_LOG_WARNING,
+		       "ignoring quota file %s: not a decimal byte count", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to)
+{
+	if (renameat2(h->quotas_fd, from, h->quotas_fd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	return -errno;
+}
+
+int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err)
+{
+	if (unlinkat(h->quotas_fd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	char path[PATH_MAX];
+	quota_path(h, name, path, sizeof(path));
+	return bl_fail(err, -errno, "remove quota file: %s", path);
+}
+
+/* ---- qgroups of deleted subvolumes ---------------------------------------- */
+
+/* Try to destroy up to `max` of the pending qgroups, oldest first; keep those
+ * the kernel still holds.  Called with quota_lock. */
+static void retry_pending_locked(btrfslayer *h, size_t max)
+{
+	size_t kept = 0, i;
+	for (i = 0; i < h->n_pending_qgroups && i < max; i++) {
+		uint64_t id = h->pending_qgroups[i];
+		int r = bl_ioctl_qgroup_destroy(h->home_fd, id);
+		/* EBUSY: the cleaner has not dropped the subvolume yet */
+		if (r == -EBUSY)
+			h->pending_qgroups[kept++] = id;
+		else if (r < 0 && r != -ENOENT && r != -ENOTCONN)
+			bl_log(BTRFSLAYER_LOG_WARNING, "destroy qgroup 0/%" PRIu64 " of %s: %s",
+			       id, h->home, btrfslayer_strerror(r));
+	}
+	memmove(h->pending_qgroups + kept, h->pending_qgroups + i,
+		(h->n_pending_qgroups - i) * sizeof(*h->pending_qgroups));
+	h->n_pending_qgroups -= i - kept;
+}
+
+void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id)
+{
+	pthread_mutex_lock(&h->quota_lock);
+	/* ENOENT: no qgroup (the kernel dropped it); ENOTCONN: quotas off */
+	if (bl_ioctl_qgroup_destroy(h->home_fd, id) == -EBUSY) {
+		if (!h->pending_qgroups)
+			h->pending_qgroups = calloc(PENDING_QGROUPS_MAX,
+						    sizeof(*h->pending_qgroups));
+		if (h->pending_qgroups && h->n_pending_qgroups == PENDING_QGROUPS_MAX) {
+			memmove(h->pending_qgroups, h->pending_qgroups + 1,
+				(PENDING_QGROUPS_MAX - 1) * sizeof(*h->pending_qgroups));
+			h->n_pending_qgroups--;
+		}
+		if (h->pending_qgroups)
+			h->pending_qgroups[h->n_pending_qgroups++] = id;
+	}
+	pthread_mutex_unlock(&h->quota_lock);
+}
+
+void bl_quota_retry_pending(btrfslayer *h, size_t max)
+{
+	pthread_mutex_lock(&h->quota_lock);
+	if (h->n_pending_qgroups)
+		retry_pending_locked(h, max);
+	pthread_mutex_unlock(&h->quota_lock);
+}
+
+/* ---- the API: set, clear, usage ------------------------------------------ */
+
+BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
+					btrfslayer_error **err)
+{
+	char path[PATH_MAX];
+	int r = bl_check_handle_and_id(h, id, err);
+	if (r < 0)
+		return r;
+	if ((r = bl_quota_check_size(h, size, NULL, err)) < 0)
+		return r;
+	if ((r = bl_quota_ensure(h, err)) < 0)
+		return r;
+	bl_id_lock(h, id);
+	int fd = bl_open_layer(h, id, "set size limit", err);
+	if (fd >= 0) {
+		bl_layer_path(h, id, path, sizeof(path));
+		r = bl_quota_limit(fd, size, path, err);
+		if (r == 0)
+			r = bl_quota_file_write(h, id, size, err);
+		close(fd);
+	} else {
+		r = fd;
+	}
+	bl_id_unlock(h, id);
+	return r;
+}
+
+BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
+					  btrfslayer_error **err)
+{
+	char path[PATH_MAX];
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	int r = bl_check_handle_and_id(h, id, err);
+	if (r < 0)
+		return r;
+	bl_id_lock(h, id);
+	int fd = bl_open_layer(h, id, "clear size limit", err);
+	if (fd < 0) {
+		r = fd;
+		goto out;
+	}
+	bl_layer_path(h, id, path, sizeof(path));
+	/* the file first: a limit that is gone from the kernel but still on
+	 * disk would come back at the next get() */
+	r = bl_quota_file_remove(h, id, err);
+	if (r == 0)
+		r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	if (r == 0 && mode != BL_QUOTA_OFF)
+		r = bl_quota_limit(fd, 0, path, err);
+	else if (r < 0)
+		bl_fail(err, r, "read quota status: %s", path);
+	close(fd);
+out:
+	bl_id_unlock(h, id);
+	return r;
+}
+
+BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t flags,
+				    btrfslayer_usage *out, size_t out_size,
+				    btrfslayer_error **err)
+{
+	char path[PATH_MAX];
+	btrfslayer_usage usage = {0};
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	struct bl_qgroup qgroup;
+
+	int r = bl_check_handle_and_id(h, id, err);
+	if (r < 0)
+		return r;
+	if (!out || out_size < BTRFSLAYER_USAGE_SIZE_V1)
+		return bl_fail_msg(err, -EINVAL, "usage of layer %s: out is NULL or out_size "
+				   "below %zu", id, (size_t)BTRFSLAYER_USAGE_SIZE_V1);
+	if (flags & ~BTRFSLAYER_USAGE_MASK)
+		return bl_fail_msg(err, -EINVAL, "usage of layer %s: unknown flags 0x%" PRIx32,
+				   id, flags & ~BTRFSLAYER_USAGE_MASK);
+	int fd = bl_open_layer(h, id, "usage of layer", err);
+	if (fd < 0)
+		return fd;
+	bl_layer_path(h, id, path, sizeof(path));
+	/* the quota tree is updated when a transaction commits */
+	if ((flags & BTRFSLAYER_USAGE_SYNC) && syncfs(fd) < 0) {
+		r = bl_fail(err, -errno, "usage of layer: sync %s", path);
+		goto out;
+	}
+	r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	if (r == 0 && mode == BL_QUOTA_OFF) {
+		r = bl_fail_msg(err, -BTRFSLAYER_ENOQUOTA,
+				"usage of layer: %s: quotas are off on this filesystem "
+				"(open with btrfs.quota_mode or btrfs.min_space to turn them on)",
+				path);
+		goto out;
+	}
+	if (r == 0)
+		r = bl_ioctl_subvolume_id(fd, &usage.subvolume_id);
+	if (r == 0)
+		r = bl_ioctl_qgroup_info(fd, usage.subvolume_id, &qgroup);
+	if (r < 0) {
+		bl_fail(err, r, "usage of layer: read quota tree: %s", path);
+		goto out;
+	}
+	usage.referenced = qgroup.referenced;
+	usage.exclusive = qgroup.exclusive;
+	usage.limit = qgroup.max_referenced;
+	if (bl_quota_file_read(h, id, &usage.recorded_limit) < 0)
+		usage.recorded_limit = 0;
+	usage.quota_mode = mode == BL_QUOTA_SIMPLE ? BTRFSLAYER_QUOTA_SIMPLE
+						   : BTRFSLAYER_QUOTA_QGROUP;
+	usage.consistent = !inconsistent;
+	/* a caller built against a newer header gets zeros past what we know */
+	memset(out, 0, out_size);
+	memcpy(out, &usage, out_size < sizeof(usage) ? out_size : sizeof(usage));
+out:
+	close(fd);
+	return r;
+}
+
+_Static_assert(sizeof(btrfslayer_usage) == BTRFSLAYER_USAGE_SIZE_V1,
+	       "btrfslayer_usage grew: add BTRFSLAYER_USAGE_SIZE_V2, keep V1");

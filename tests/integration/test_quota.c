@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Size limits and usage on a real btrfs, once with full qgroups and once with
+ * simple quotas.  What is checked is what an operator sees: writes that fail
+ * with EDQUOT, `btrfs qgroup show`, the quota files.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "btrfslayer.h"
+#include "harness.h"
+
+#define MiB (UINT64_C(1) << 20)
+#define HOME_MAX 128
+#define CYCLES 100
+
+/* The mode of the group of tests running: "qgroup" or "simple". */
+static const char *mode;
+
+struct ctx {
+	char home[HOME_MAX];
+	btrfslayer *h;
+};
+
+#define assert_ok(call)                                                          \
+	do {                                                                     \
+		btrfslayer_error *e_ = NULL;                                     \
+		int r_ = (call);                                                 \
+		if (r_ < 0)                                                      \
+			fail_msg("%s = %d: %s", #call, r_,                       \
+				 btrfslayer_error_message(e_));                  \
+	} while (0)
+#define ERR (&e_)
+
+#define expect_fail(call, err, code, needle)                                     \
+	do {                                                                     \
+		int r__ = (call);                                                \
+		check_fail(r__, err, code, needle);                              \
+	} while (0)
+
+static void check_fail(int r, btrfslayer_error *err, int code, const char *needle)
+{
+	if (r != code)
+		fail_msg("expected %d, got %d (%s)", code, r,
+			 err ? btrfslayer_error_message(err) : "no error object");
+	assert_non_null(err);
+	assert_int_equal(btrfslayer_error_code(err), code);
+	if (needle && !strstr(btrfslayer_error_message(err), needle))
+		fail_msg("message \"%s\" lacks \"%s\"", btrfslayer_error_message(err), needle);
+	btrfslayer_error_free(err);
+}
+
+/* Run `btrfs ARGS... MOUNT`, which must succeed. */
+static void btrfs_cmd(const char *a, const char *b)
+{
+	const char *argv[] = { "btrfs", a, b, harness_btrfs(), NULL };
+	if (harness_run(argv) != 0)
+		fail_msg("btrfs %s %s %s failed", a, b, harness_btrfs());
+}
+
+static void open_store(struct ctx *c, const char *extra)
+{
+	char mode_opt[64];
+	snprintf(mode_opt, sizeof(mode_opt), "btrfs.quota_mode=%s", mode);
+	const char *opts[] = { mode_opt, extra };
+	assert_ok(btrfslayer_open(c->home, opts, extra ? 2 : 1, NULL, 0, NULL, 0, &c->h, ERR));
+}
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	harness_new_home(c->home, sizeof(c->home));
+	open_store(c, NULL);
+	*state = c;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(btrfslayer_close(c->h, NULL), 0);
+	free(c);
+	return 0;
+}
+
+static void create_sized(struct ctx *c, const char *id, const char *parent,
+			 const char *size_opt)
+{
+	const char *opts[] = { size_opt };
+	assert_ok(btrfslayer_create(c->h, id, parent, 0, NULL, opts, size_opt ? 1 : 0, ERR));
+}
+
+static char *layer_path(struct ctx *c, const char *id)
+{
+	char *path = NULL;
+	assert_ok(btrfslayer_get(c->h, id, NULL, &path, ERR));
+	return path;
+}
+
+static btrfslayer_usage usage(struct ctx *c, const char *id)
+{
+	btrfslayer_usage u;
+	assert_ok(btrfslayer_get_usage(c->h, id, BTRFSLAYER_USAGE_SYNC, &u, sizeof(u), ERR));
+	return u;
+}
+
+/* Write up to `total` bytes of incompressible data to dir/name with
+ * write(2), then fsync.  Returns the bytes written; *error is the errno that
+ * stopped it (0 if none). */
+static uint64_t write_data(const char *dir, const char *name, uint64_t total, int *error)
+{
+	char path[PATH_MAX];
+	static char chunk[256 * 1024];
+	uint64_t done = 0, x = 88172645463325252u;
+	for (size_t i = 0; i < sizeof(chunk); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;	/* xorshift */
+		chunk[i] = (char)x;
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fail_msg("open %s: %s", path, strerror(errno));
+	*error = 0;
+	while (done < total) {
+		size_t n = total - done < sizeof(chunk) ? (size_t)(total - done) : sizeof(chunk);
+		ssize_t w = write(fd, chunk, n);
+		if (w < 0) {
+			*error = errno;
+			break;
+		}
+		done += (uint64_t)w;
+	}
+	if (fsync(fd) < 0 && !*error)
+		*error = errno;
+	close(fd);
+	return done;
+}
+
+/* Within 10% or 1 MiB, whichever is larger. */
+static void assert_about(uint64_t got, uint64_t want, const char *what)
+{
+	uint64_t slack = want / 10 > MiB ? want / 10 : MiB;
+	uint64_t diff = got > want ? got - want : want - got;
+	if (diff > slack)
+		fail_msg("%s: %" PRIu64 " bytes, want %" PRIu64 " +- %" PRIu64, what, got,
+			 want, slack);
+}
+
+/* Level-0 qgroups of the filesystem, as `btrfs qgroup show` lists them. */
+static int count_qgroups(void)
+{
+	char cmd[PATH_MAX], line[512];
+	snprintf(cmd, sizeof(cmd), "btrfs qgroup show --raw '%s' 2>&1", harness_btrfs());
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	int n = 0;
+	while (fgets(line, sizeof(line), p))
+		n += strncmp(line, "0/", 2) == 0;
+	assert_int_equal(pclose(p), 0);
+	return n;
+}
+
+/* The max referenced of a layer, as `btrfs qgroup show -r` prints it. */
+static uint64_t qgroup_limit(uint64_t subvolume_id)
+{
+	char cmd[PATH_MAX], line[512], want[32];
+	snprintf(cmd, sizeof(cmd), "btrfs qgroup show -r --raw '%s' 2>&1", harness_btrfs());
+	snprintf(want, sizeof(want), "0/%" PRIu64 " ", subvolume_id);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	uint64_t limit = UINT64_MAX;
+	while (fgets(line, sizeof(line), p)) {
+		char rfer[32], excl[32], max[32];
+		if (strncmp(line, want, strlen(want)) ||
+		    sscanf(line + strlen(want), "%31s %31s %31s", rfer, excl, max) != 3)
+			continue;
+		limit = strcmp(max, "none") ? strtoull(max, NULL, 10) : 0;
+	}
+	assert_int_equal(pclose(p), 0);
+	if (limit == UINT64_MAX)
+		fail_msg("qgroup 0/%" PRIu64 " not listed", subvolume_id);
+	return limit;
+}
+
+static bool quota_file(struct ctx *c, const char *id, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/quotas/%s", c->home, id);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return true;
+}
+
+static int count_entries(const char *dir)
+{
+	char cmd[PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", dir);
+	FILE *p = popen(cmd, "r");
+	int n = -1;
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%d", &n), 1);
+	pclose(p);
+	return n;
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void test_write_past_limit(void **state)
+{
+	struct ctx *c = *state;
+	int error;
+	create_sized(c, "small", NULL, "size=8M");
+	char *dir = layer_path(c, "small");
+	uint64_t written = write_data(dir, "data", 32 * MiB, &error);
+	assert_int_equal(error, EDQUOT);
+	/* the kernel stops writes near the limit, not far below or above it */
+	assert_true(written <= 8 * MiB);
+	assert_true(written >= 4 * MiB);
+
+	/* at its limit, the layer can still be read ... */
+	struct stat st;
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/data", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, written);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	char buf[4096];
+	uint64_t read_back = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		read_back += (uint64_t)n;
+	close(fd);
+	assert_int_equal(read_back, written);
+	/* ... and removed */
+	assert_ok(btrfslayer_remove(c->h, "small", ERR));
+	assert_int_equal(btrfslayer_exists(c->h, "small", NULL), 0);
+	assert_false(quota_file(c, "small", buf, sizeof(buf)));
+	free(dir);
+}
+
+static void test_limit_survives_reopen_and_reset(void **state)
+{
+	struct ctx *c = *state;
+	char buf[64];
+	create_sized(c, "kept", NULL, "size=16M");
+	assert_true(quota_file(c, "kept", buf, sizeof(buf)));
+	assert_string_equal(buf, "16777216");
+	btrfslayer_usage u = usage(c, "kept");
+	assert_int_equal(u.limit, 16 * MiB);
+	assert_int_equal(qgroup_limit(u.subvolume_id), 16 * MiB);
+
+	/* close and open again: nothing lost, and close left quotas on */
+	assert_ok(btrfslayer_close(c->h, ERR));
+	assert_int_equal(qgroup_limit(u.subvolume_id), 16 * MiB);
+	open_store(c, NULL);
+	assert_int_equal(usage(c, "kept").limit, 16 * MiB);
+
+	/* a quota reset drops every limit; get() applies it again */
+	btrfs_cmd("quota", "disable");
+	btrfslayer_usage none;
+	btrfslayer_error *err;
+	expect_fail(btrfslayer_get_usage(c->h, "kept", 0, &none, sizeof(none), &err), err,
+		    -BTRFSLAYER_ENOQUOTA, "quotas are off");
+	if (!strcmp(mode, "qgroup")) {
+		/* the administrator turns quotas on again, without limits */
+		btrfs_cmd("quota", "enable");
+		assert_int_equal(qgroup_limit(u.subvolume_id), 0);
+	}
+	free(layer_path(c, "kept"));	/* turns quotas on if needed, in `mode` */
+	u = usage(c, "kept");
+	assert_int_equal(u.limit, 16 * MiB);
+	assert_int_equal(qgroup_limit(u.subvolume_id), 16 * MiB);
+	assert_int_equal(u.quota_mode, !strcmp(mode, "simple") ? BTRFSLAYER_QUOTA_SIMPLE
+							       : BTRFSLAYER_QUOTA_QGROUP);
+	/* and it is enforced */
+	int error;
+	char *dir = layer_path(c, "kept");
+	uint64_t written = write_data(dir, "data", 64 * MiB, &error);
+	assert_int_equal(error, EDQUOT);
+	assert_true(written <= 16 * MiB);
+	free(dir);
+}
+
+/* What a snapshot's usage means differs between the modes: see the header. */
+static void test_usage_of_layer_and_snapshot(void **state)
+{
+	struct ctx *c = *state;
+	int error;
+	create_sized(c, "base", NULL, NULL);
+	char *dir = layer_path(c, "base");
+	assert_int_equal(write_data(dir, "data", 8 * MiB, &error), 8 * MiB);
+	assert_int_equal(error, 0);
+	free(dir);
+	btrfslayer_usage base = usage(c, "base");
+	assert_about(base.referenced, 8 * MiB, "base referenced");
+	assert_about(base.exclusive, 8 * MiB, "base exclusive");
+	assert_int_equal(base.limit, 0);
+	assert_int_equal(base.consistent, 1);
+
+	create_sized(c, "child", "base", NULL);
+	btrfslayer_usage child = usage(c, "child");
+	print_message("%s: base referenced %" PRIu64 " exclusive %" PRIu64
+		      "; fresh snapshot referenced %" PRIu64 " exclusive %" PRIu64 "\n",
+		      mode, base.referenced, base.exclusive, child.referenced, child.exclusive);
+	if (!strcmp(mode, "qgroup"))	/* everything it references, shared too */
+		assert_about(child.referenced, 8 * MiB, "snapshot referenced (qgroup)");
+	else				/* only what it allocated itself */
+		assert_true(child.referenced < MiB);
+	assert_true(child.exclusive < MiB);
+
+	dir = layer_path(c, "child");
+	assert_int_equal(write_data(dir, "more", 4 * MiB, &error), 4 * MiB);
+	free(dir);
+	child = usage(c, "child");
+	print_message("%s: snapshot after writing 4 MiB: referenced %" PRIu64
+		      " exclusive %" PRIu64 "\n", mode, child.referenced, child.exclusive);
+	assert_about(child.referenced, !strcmp(mode, "qgroup") ? 12 * MiB : 4 * MiB,
+		     "snapshot referenced after a write");
+	assert_about(child.exclusive, 4 * MiB, "snapshot exclusive after a write");
+}
+
+/* A snapshot has only the limit it is given, never its parent's. */
+static void test_snapshot_limit(void **state)
+{
+	struct ctx *c = *state;
+	create_sized(c, "parent", NULL, "size=32M");
+	create_sized(c, "unlimited", "parent", NULL);
+	create_sized(c, "limited", "parent", "size=24M");
+	assert_ok(btrfslayer_create(c->h, "frozen", "parent", BTRFSLAYER_CREATE_READ_ONLY,
+				    NULL, (const char *[]){ "size=40M" }, 1, ERR));
+	assert_int_equal(usage(c, "unlimited").limit, 0);
+	assert_int_equal(qgroup_limit(usage(c, "unlimited").subvolume_id), 0);
+	assert_int_equal(usage(c, "limited").limit, 24 * MiB);
+	assert_int_equal(usage(c, "frozen").limit, 40 * MiB);
+	assert_int_equal(usage(c, "parent").limit, 32 * MiB);
+}
+
+static void test_bad_sizes_make_nothing(void **state)
+{
+	struct ctx *c = *state;
+	assert_ok(btrfslayer_close(c->h, ERR));
+	open_store(c, "btrfs.min_space=64M");
+	static const struct {
+		const char *opt;
+		const char *needle;
+	} bad[] = {
+		{ "size=32M", "min_space" },
+		{ "size=0", "above 0" },
+		{ "size=abc", "\"abc\"" },
+		{ "size=-1G", "\"-1G\"" },
+		{ "size=1G1", "\"1G1\"" },
+		{ "size=", "size" },
+		{ "SIZE=0k", "above 0" },
+	};
+	char subvolumes[PATH_MAX], quotas[PATH_MAX];
+	snprintf(subvolumes, sizeof(subvolumes), "%s/subvolumes", c->home);
+	snprintf(quotas, sizeof(quotas), "%s/quotas", c->home);
+	int qgroups = count_qgroups();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		btrfslayer_error *err;
+		const char *opts[] = { bad[i].opt };
+		expect_fail(btrfslayer_create(c->h, "bad", NULL, 0, NULL, opts, 1, &err), err,
+			    -EINVAL, bad[i].needle);
+		assert_int_equal(count_entries(subvolumes), 0);
+		assert_int_equal(count_entries(quotas), 0);
+		assert_int_equal(count_qgroups(), qgroups);
+	}
+	/* the key is case-insensitive: Size= is size=, not ignored */
+	create_sized(c, "capital", NULL, "Size=1G");
+	assert_int_equal(usage(c, "capital").limit, UINT64_C(1) << 30);
+}
+
+static void test_set_and_clear(void **state)
+{
+	struct ctx *c = *state;
+	char buf[64];
+	btrfslayer_error *err;
+	create_sized(c, "l", NULL, NULL);
+	assert_false(quota_file(c, "l", buf, sizeof(buf)));
+	assert_ok(btrfslayer_set_quota(c->h, "l", 20 * MiB, ERR));
+	assert_int_equal(usage(c, "l").limit, 20 * MiB);
+	assert_true(quota_file(c, "l", buf, sizeof(buf)));
+	assert_string_equal(buf, "20971520");
+	assert_ok(btrfslayer_set_quota(c->h, "l", 10 * MiB, ERR));
+	assert_int_equal(usage(c, "l").limit, 10 * MiB);
+	assert_ok(btrfslayer_clear_quota(c->h, "l", ERR));
+	btrfslayer_usage u = usage(c, "l");
+	assert_int_equal(u.limit, 0);
+	assert_int_equal(u.recorded_limit, 0);
+	assert_int_equal(qgroup_limit(u.subvolume_id), 0);
+	assert_false(quota_file(c, "l", buf, sizeof(buf)));
+	/* an unlimited layer writes freely */
+	int error;
+	char *dir = layer_path(c, "l");
+	assert_int_equal(write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
+	free(dir);
+
+	expect_fail(btrfslayer_set_quota(c->h, "l", 0, &err), err, -EINVAL, "above 0");
+	expect_fail(btrfslayer_set_quota(c->h, "nope", MiB, &err), err, -ENOENT,
+		    "set size limit: ");
+	expect_fail(btrfslayer_clear_quota(c->h, "nope", &err), err, -ENOENT, c->home);
+	expect_fail(btrfslayer_set_quota(c->h, "../x", MiB, &err), err, -EINVAL, "layer id");
+	btrfslayer_usage small;
+	expect_fail(btrfslayer_get_usage(c->h, "l", 0, &small, 8, &err), err, -EINVAL,
+		    "out_size");
+	expect_fail(btrfslayer_get_usage(c->h, "l", 0x80, &small, sizeof(small), &err), err,
+		    -EINVAL, "flags");
+	assert_ok(btrfslayer_close(c->h, ERR));
+	open_store(c, "btrfs.min_space=1G");
+	expect_fail(btrfslayer_set_quota(c->h, "l", 512 * MiB, &err), err, -EINVAL,
+		    "min_space");
+	assert_int_equal(usage(c, "l").limit, 0);
+}
+
+/* A caller built against a newer header passes a bigger struct: the tail it
+ * knows of and we do not is zeroed. */
+static void test_usage_struct_size(void **state)
+{
+	struct ctx *c = *state;
+	create_sized(c, "l", NULL, "size=8M");
+	unsigned char big[sizeof(btrfslayer_usage) + 16];
+	memset(big, 0xa5, sizeof(big));
+	assert_ok(btrfslayer_get_usage(c->h, "l", 0, (btrfslayer_usage *)(void *)big,
+				       sizeof(big), ERR));
+	for (size_t i = sizeof(btrfslayer_usage); i < sizeof(big); i++)
+		assert_int_equal(big[i], 0);
+	btrfslayer_usage u;
+	memcpy(&u, big, sizeof(u));
+	assert_int_equal(u.limit, 8 * MiB);
+}
+
+/* The recorded limit is data from disk: garbage never becomes a limit. */
+static void test_garbage_quota_file(void **state)
+{
+	struct ctx *c = *state;
+	char path[PATH_MAX];
+	static const char *const garbage[] = { "abc", "0", "-5", "12 ", "99999999999999999999", "" };
+	create_sized(c, "l", NULL, "size=8M");
+	snprintf(path, sizeof(path), "%s/quotas/l", c->home);
+	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(garbage[i], f);
+		fclose(f);
+		btrfslayer_error *err = NULL;
+		char *p = NULL;
+		assert_int_equal(btrfslayer_get(c->h, "l", NULL, &p, &err), 0);
+		free(p);
+		btrfslayer_usage u = usage(c, "l");
+		assert_int_equal(u.limit, 8 * MiB);	/* untouched */
+		assert_int_equal(u.recorded_limit, 0);
+	}
+	/* a symlink planted there is not followed */
+	unlink(path);
+	assert_int_equal(symlink("/etc/hostname", path), 0);
+	char *p = layer_path(c, "l");
+	free(p);
+	assert_int_equal(usage(c, "l").limit, 8 * MiB);
+	assert_ok(btrfslayer_remove(c->h, "l", ERR));
+	struct stat st;
+	assert_int_equal(stat("/etc/hostname", &st), 0);
+}
+
+/* Until the kernel's cleaner has dropped deleted subvolumes; a filesystem
+ * sync wakes it rather than waiting for the next periodic commit. */
+static void wait_for_cleaner(void)
+{
+	btrfs_cmd("filesystem", "sync");
+	btrfs_cmd("subvolume", "sync");
+}
+
+/* Removing layers leaves no qgroup behind: the kernel drops a deleted
+ * subvolume's qgroup once its cleaner is done, and the library destroys the
+ * ones it keeps. */
+static void test_no_stale_qgroups(void **state)
+{
+	struct ctx *c = *state;
+	char id[32];
+	wait_for_cleaner();
+	int before = count_qgroups();
+	create_sized(c, "image", NULL, "size=64M");
+	for (int i = 0; i < CYCLES; i++) {
+		snprintf(id, sizeof(id), "cycle-%d", i);
+		/* empty or snapshot, limited or not */
+		create_sized(c, id, i % 2 ? "image" : NULL, i % 3 ? "size=16M" : NULL);
+		assert_ok(btrfslayer_remove(c->h, id, ERR));
+	}
+	assert_ok(btrfslayer_remove(c->h, "image", ERR));
+	wait_for_cleaner();
+	assert_ok(btrfslayer_close(c->h, ERR));
+	int after = count_qgroups();
+	print_message("%s: level-0 qgroups before %d, after %d create/remove cycles %d\n",
+		      mode, before, CYCLES, after);
+	assert_int_equal(after, before);
+	open_store(c, NULL);
+}
+
+/* The parent goes first while its snapshot still shares its data.  With
+ * simple quotas the kernel keeps the parent's qgroup then (it still owns
+ * that data) and never drops it later by itself: the library must. */
+static void test_parent_removed_before_child(void **state)
+{
+	struct ctx *c = *state;
+	int error;
+	wait_for_cleaner();
+	int before = count_qgroups();
+	create_sized(c, "parent", NULL, NULL);
+	char *dir = layer_path(c, "parent");
+	assert_int_equal(write_data(dir, "data", 4 * MiB, &error), 4 * MiB);
+	free(dir);
+	create_sized(c, "child", "parent", "size=16M");
+	assert_ok(btrfslayer_remove(c->h, "parent", ERR));
+	wait_for_cleaner();
+	assert_ok(btrfslayer_remove(c->h, "child", ERR));
+	wait_for_cleaner();
+	assert_ok(btrfslayer_close(c->h, ERR));
+	int after = count_qgroups();
+	print_message("%s: level-0 qgroups before %d, after removing a parent before its "
+		      "child %d\n", mode, before, after);
+	assert_int_equal(after, before);
+	open_store(c, NULL);
+}
+
+/* btrfs.quota_mode never switches a filesystem's mode: that would drop every
+ * limit on it. */
+static void test_mode_conflict(void **state)
+{
+	struct ctx *c = *state;
+	char other[64], home[HOME_MAX];
+	btrfslayer *h = NULL;
+	btrfslayer_error *err;
+	create_sized(c, "l", NULL, "size=8M");
+	snprintf(other, sizeof(other), "btrfs.quota_mode=%s",
+		 !strcmp(mode, "simple") ? "qgroup" : "simple");
+	const char *opts[] = { other };
+	harness_new_home(home, sizeof(home));
+	expect_fail(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, &err), err, -EBUSY,
+		    "already on");
+	assert_null(h);
+	assert_int_equal(usage(c, "l").limit, 8 * MiB);
+	assert_int_equal(usage(c, "l").quota_mode, !strcmp(mode, "simple")
+						     ? BTRFSLAYER_QUOTA_SIMPLE
+						     : BTRFSLAYER_QUOTA_QGROUP);
+}
+
+static void test_status_reports_quotas(void **state)
+{
+	struct ctx *c = *state;
+	btrfslayer_list *list;
+	const char *got_mode = NULL, *consistent = NULL;
+	assert_ok(btrfslayer_status(c->h, &list, ERR));
+	for (size_t i = 0; i < btrfslayer_list_count(list); i++) {
+		if (!strcmp(btrfslayer_list_key(list, i), "quota_mode"))
+			got_mode = btrfslayer_list_value(list, i);
+		if (!strcmp(btrfslayer_list_key(list, i), "quota_consistent"))
+			consistent = btrfslayer_list_value(list, i);
+	}
+	assert_non_null(got_mode);
+	assert_string_equal(got_mode, mode);
+	assert_non_null(consistent);
+	assert_true(!strcmp(consistent, "yes") || !strcmp(consistent, "no"));
+	btrfslayer_list_free(list);
+}
+
+/* ---- groups: one per mode, each from quotas off ------------------------------- */
+
+static bool quotas_on(void)
+{
+	char cmd[PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "btrfs qgroup show '%s' >/dev/null 2>&1", harness_btrfs());
+	return system(cmd) == 0;
+}
+
+static int start_mode(const char *m)
+{
+	mode = m;
+	if (quotas_on()) {
+		const char *argv[] = { "btrfs", "quota", "disable", harness_btrfs(), NULL };
+		if (harness_run(argv) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int start_qgroup(void **state)
+{
+	(void)state;
+	return start_mode("qgroup");
+}
+
+static int start_simple(void **state)
+{
+	(void)state;
+	return start_mode("simple");
+}
+
+/* Without simple quotas in the kernel, asking for them is a clear error. */
+static void test_simple_unsupported(void **state)
+{
+	(void)state;
+	char home[HOME_MAX];
+	btrfslayer *h = NULL;
+	btrfslayer_error *err;
+	const char *opts[] = { "btrfs.quota_mode=simple" };
+	harness_new_home(home, sizeof(home));
+	expect_fail(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, &err), err,
+		    -EOPNOTSUPP, "Linux 6.7");
+	assert_false(quotas_on());
+}
+
+int main(void)
+{
+	harness_start();
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_write_past_limit),
+		T(test_limit_survives_reopen_and_reset),
+		T(test_usage_of_layer_and_snapshot),
+		T(test_snapshot_limit),
+		T(test_bad_sizes_make_nothing),
+		T(test_set_and_clear),
+		T(test_usage_struct_size),
+		T(test_garbage_quota_file),
+		T(test_no_stale_qgroups),
+		T(test_parent_removed_before_child),
+		T(test_mode_conflict),
+		T(test_status_reports_quotas),
+	};
+	int failed = cmocka_run_group_tests_name("integration.quota.qgroup", tests,
+						 start_qgroup, NULL);
+	if (access("/sys/fs/btrfs/features/simple_quota", F_OK) == 0) {
+		failed += cmocka_run_group_tests_name("integration.quota.simple", tests,
+						      start_simple, NULL);
+	} else {
+		const struct CMUnitTest unsupported[] = {
+			cmocka_unit_test(test_simple_unsupported),
+		};
+		failed += cmocka_run_group_tests_name("integration.quota.simple-unsupported",
+						      unsupported, start_simple, NULL);
+	}
+	return failed ? 1 : 0;
+}
