@@ -24,9 +24,9 @@
 #include "internal.h"
 
 #define SUBVOLUMES "subvolumes"
-#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-/* Home and subvolumes/, as moby after CVE-2021-21284: traversable by the
- * remapped root's group, readable by nobody else. */
+#define DIR_FLAGS BL_DIR_FLAGS
+/* Home and subvolumes/, as moby after CVE-2021-21284: owned by the caller,
+ * traversable by the remapped root's group, readable by nobody else. */
 #define HOME_MODE 0710
 #define LAYER_ROOT_MODE 0755
 #define RESERVED_NAME_MAX 32
@@ -69,9 +69,15 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 			if (r < 0)
 				bl_fail(err, r, "invalid option btrfs.min_space=%s",
 					bl_quote(quoted, sizeof(quoted), opts[i].value));
+		} else if (!strcmp(opts[i].key, "btrfs.mount_home")) {
+			r = bl_parse_bool(opts[i].value, &h->mount_home);
+			if (r < 0)
+				bl_fail_msg(err, r, "invalid option btrfs.mount_home=%s: "
+					    "expected true or false",
+					    bl_quote(quoted, sizeof(quoted), opts[i].value));
 		} else {
 			r = bl_fail_msg(err, -EINVAL,
-					"unknown option %s (known: btrfs.min_space)",
+					"unknown option %s (known: btrfs.min_space, btrfs.mount_home)",
 					bl_quote(quoted, sizeof(quoted), opts[i].key));
 		}
 	}
@@ -79,34 +85,43 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 	return r;
 }
 
-/* Create directory `name` in dirfd with the layout's owner and mode, or
- * open it if it is there; refuse a symlink or a non-directory. */
-static int open_or_make_dir(int dirfd, const char *name, uid_t uid, gid_t gid,
-			    const char *path, btrfslayer_error **err)
+/* Give a directory of the layout its owner and mode, whether new or found:
+ * a home made before the CVE-2021-21284 layout must not stay open. */
+static int set_layout(int fd, mode_t mode, uid_t uid, gid_t gid, const char *path,
+		      btrfslayer_error **err)
 {
-	if (mkdirat(dirfd, name, HOME_MODE) == 0) {
-		int fd = openat(dirfd, name, DIR_FLAGS);
-		if (fd < 0)
-			return bl_fail(err, -errno, "open new directory: %s", path);
-		/* mkdir's mode went through the umask; ownership is the layout's */
-		if (fchown(fd, uid, gid) < 0 || fchmod(fd, HOME_MODE) < 0) {
-			int r = bl_fail(err, -errno, "set owner and mode: %s", path);
-			close(fd);
-			return r;
-		}
-		return fd;
-	}
-	if (errno != EEXIST)
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return bl_fail(err, -errno, "stat: %s", path);
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return bl_fail(err, -errno, "set owner: %s", path);
+	/* after the chown, which may clear set-id bits */
+	if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+		return bl_fail(err, -errno, "set mode: %s", path);
+	return 0;
+}
+
+/* Open directory `name` of dirfd, creating it when missing, with the
+ * layout's owner and mode; refuse a symlink or a non-directory. */
+static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
+			    gid_t gid, const char *path, btrfslayer_error **err)
+{
+	if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
 		return bl_fail(err, -errno, "create directory: %s", path);
 	int fd = openat(dirfd, name, DIR_FLAGS);
-	if (fd >= 0)
-		return fd;
 	struct stat st;
-	if ((errno == ELOOP || errno == ENOTDIR) &&
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
 	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
 		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: %s, refusing to use it",
 				   path, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory");
-	return bl_fail(err, -errno, "open directory: %s", path);
+	if (fd < 0)
+		return bl_fail(err, -errno, "open directory: %s", path);
+	int r = set_layout(fd, mode, uid, gid, path, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 /* Open home, creating it (not its parents) when missing.  The filesystem
@@ -155,12 +170,15 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 		bl_fail(err, r, "open home: %s", home);
 		goto out;
 	}
-	if (!exists) {
-		r = open_or_make_dir(parent_fd, base, geteuid(), h->root_gid, home, err);
-		if (r < 0)
-			goto out;
-		h->home_fd = r;
-		r = 0;
+	if (exists) {
+		r = set_layout(h->home_fd, HOME_MODE, geteuid(), h->root_gid, home, err);
+	} else {
+		r = open_or_make_dir(parent_fd, base, HOME_MODE, geteuid(), h->root_gid,
+				     home, err);
+		if (r >= 0) {
+			h->home_fd = r;
+			r = 0;
+		}
 	}
 out:
 	if (parent_fd >= 0)
@@ -189,7 +207,8 @@ static int open_layout(btrfslayer *h, btrfslayer_error **err)
 	uint8_t home_fs[16], subvolumes_fs[16];
 
 	snprintf(path, sizeof(path), "%s/" SUBVOLUMES, h->home);
-	int fd = open_or_make_dir(h->home_fd, SUBVOLUMES, geteuid(), h->root_gid, path, err);
+	int fd = open_or_make_dir(h->home_fd, SUBVOLUMES, HOME_MODE, geteuid(), h->root_gid,
+				  path, err);
 	if (fd < 0)
 		return fd;
 	h->subvolumes_fd = fd;
@@ -222,6 +241,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	if (!h)
 		return bl_fail(err, -ENOMEM, "open: %s", home);
 	h->home_fd = h->subvolumes_fd = -1;
+	h->mount_home = true;
 
 	int r = parse_open_options(h, options, n_options, err);
 	if (r == 0)
@@ -232,10 +252,17 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = open_home(h, home, err);
 	if (r == 0)
 		r = resolve_home(h, home, err);
+	if (r == 0 && h->mount_home)
+		r = bl_home_mount(h, err);	/* before subvolumes/ is opened on it */
 	if (r == 0)
 		r = open_layout(h, err);
 	if (r < 0) {
-		btrfslayer_close(h, NULL);
+		btrfslayer_error *cleanup = NULL;
+		/* a failed open leaves no mount behind */
+		if (btrfslayer_close(h, &cleanup) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed open: %s",
+			       btrfslayer_error_message(cleanup));
+		btrfslayer_error_free(cleanup);
 		return r;
 	}
 	*out = h;
@@ -247,13 +274,14 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	bl_clear_error(err);
 	if (!h)
 		return 0;
+	int r = bl_home_unmount(h, err);
 	if (h->subvolumes_fd >= 0)
 		close(h->subvolumes_fd);
 	if (h->home_fd >= 0)
 		close(h->home_fd);
 	free(h->home);
 	free(h);
-	return 0;
+	return r;
 }
 
 /* ---- layers ---------------------------------------------------------------- */
