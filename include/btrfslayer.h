@@ -116,6 +116,8 @@ typedef struct btrfslayer_idmap {
  *                          left to the administrator.  "simple" on a kernel
  *                          without simple quotas (before Linux 6.7) is
  *                          -EOPNOTSUPP.
+ *   btrfs.mount_home=BOOL  make home a mount point of its own (below); true
+ *                          by default.  true/false, yes/no or 1/0, any case.
  * An unknown key, a duplicate key or a malformed value is -EINVAL naming it.
  * Without either quota option, open leaves quotas as they are; a later call
  * that needs them (create with size=, set_quota, get of a layer with a
@@ -126,7 +128,19 @@ typedef struct btrfslayer_idmap {
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
  * not overflow 32 bits (-EINVAL).  New empty layers' roots are owned by the
- * host ids of container root.
+ * host ids of container root, mode 0755.  Home and HOME/subvolumes, made
+ * now or found, get the layout of moby's CVE-2021-21284 fix: owner the
+ * caller's effective uid, group the host gid of container root, mode 0710.
+ *
+ * Home as a mount point.  Shared mount propagation between a container and
+ * the host needs home to be a mount point.  When this process's mount table
+ * (read with libmount) has no mount at home, open bind-mounts home onto
+ * itself, and the handle works through that mount.  This needs CAP_SYS_ADMIN
+ * in the mount namespace; btrfs.mount_home=false turns it off.  Close
+ * unmounts it only if it is still the topmost mount at home; a mount that
+ * was at home before open is never touched.  A second handle on the same home
+ * finds a mount point and makes none: the mount is the first handle's.
+ * Closing the first while the second is open gets -EBUSY (see close).
  */
 BTRFSLAYER_API int btrfslayer_open(const char *home,
 				   const char *const *options, size_t n_options,
@@ -136,7 +150,13 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 
 /* Free the handle (always, even when it returns an error).  Never changes a
  * filesystem-wide setting: quotas stay on and every limit stays.  NULL is a
- * no-op. */
+ * no-op.
+ * Unmounts the bind mount open made on home, if any.  The unmount is never
+ * lazy: while the mount is in use (another handle on this home, a process
+ * whose working directory is under it, a mount below it) close returns
+ * -EBUSY and leaves it, and from then on no handle owns it: a later open
+ * uses it as a mount point and leaves it alone, as any mount made by
+ * someone else. */
 BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- layers -------------------------------------------------------------- */
@@ -152,7 +172,15 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  *
  * id: 1-255 bytes of [A-Za-z0-9_.-], not starting with '.' (-EINVAL).
  * flags: BTRFSLAYER_CREATE_*; unknown bits are -EINVAL.
- * mount_label: SELinux context for the layer root, or NULL/"" for none.
+ * mount_label: SELinux context, or NULL/"" for none.  A caller passes one on
+ *   SELinux hosts only.  -EINVAL, with nothing made, when SELinux is enabled
+ *   and the loaded policy refuses it, and in any case when it is not of the
+ *   form user:role:type[:level].  It is set (security.selinux) on the layer
+ *   root only, for a snapshot too: the snapshot's files keep the labels they
+ *   share with the parent, and files made later are labelled by the policy.
+ *   That is O(1); relabelling every file, as Docker's driver does on every
+ *   create, is O(files) and unshares each file's metadata from the parent.
+ *   A runtime that needs the whole tree relabelled does it itself.
  * storage_opts: n_storage_opts "key=value" strings (Docker's --storage-opt),
  *   keys case-insensitive:
  *     size=SIZE   limit the layer's size (see "quotas" below), turning quotas

@@ -26,9 +26,10 @@
 #include "internal.h"
 
 #define SUBVOLUMES BL_SUBVOLUMES
-#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-/* Home and subvolumes/, as moby after CVE-2021-21284: traversable by the
- * remapped root's group, readable by nobody else.  quotas/ is ours alone. */
+#define DIR_FLAGS BL_DIR_FLAGS
+/* Home and subvolumes/, as moby after CVE-2021-21284: owned by the caller,
+ * traversable by the remapped root's group, readable by nobody else.
+ * quotas/ is the library's alone. */
 #define HOME_MODE 0710
 #define QUOTAS_MODE 0700
 #define LAYER_ROOT_MODE 0755
@@ -99,9 +100,15 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 					    "(known: qgroup, simple)",
 					    bl_quote(quoted, sizeof(quoted), value));
 			*quotas_wanted = true;
+		} else if (!strcmp(key, "btrfs.mount_home")) {
+			r = bl_parse_bool(value, &h->mount_home);
+			if (r < 0)
+				bl_fail_msg(err, r, "invalid option btrfs.mount_home=%s: "
+					    "expected true or false",
+					    bl_quote(quoted, sizeof(quoted), value));
 		} else {
-			r = bl_fail_msg(err, -EINVAL, "unknown option %s "
-					"(known: btrfs.min_space, btrfs.quota_mode)",
+			r = bl_fail_msg(err, -EINVAL, "unknown option %s (known: btrfs.min_space, "
+					"btrfs.quota_mode, btrfs.mount_home)",
 					bl_quote(quoted, sizeof(quoted), key));
 		}
 	}
@@ -109,34 +116,43 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 	return r;
 }
 
-/* Create directory `name` in dirfd with the layout's owner and mode, or
- * open it if it is there; refuse a symlink or a non-directory. */
+/* Give a directory of the layout its owner and mode, whether new or found:
+ * a home made before the CVE-2021-21284 layout must not stay open. */
+static int set_layout(int fd, mode_t mode, uid_t uid, gid_t gid, const char *path,
+		      btrfslayer_error **err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return bl_fail(err, -errno, "stat: %s", path);
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return bl_fail(err, -errno, "set owner: %s", path);
+	/* after the chown, which may clear set-id bits */
+	if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+		return bl_fail(err, -errno, "set mode: %s", path);
+	return 0;
+}
+
+/* Open directory `name` of dirfd, creating it when missing, with the
+ * layout's owner and mode; refuse a symlink or a non-directory. */
 static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
 			    gid_t gid, const char *path, btrfslayer_error **err)
 {
-	if (mkdirat(dirfd, name, mode) == 0) {
-		int fd = openat(dirfd, name, DIR_FLAGS);
-		if (fd < 0)
-			return bl_fail(err, -errno, "open new directory: %s", path);
-		/* mkdir's mode went through the umask; ownership is the layout's */
-		if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0) {
-			int r = bl_fail(err, -errno, "set owner and mode: %s", path);
-			close(fd);
-			return r;
-		}
-		return fd;
-	}
-	if (errno != EEXIST)
+	if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
 		return bl_fail(err, -errno, "create directory: %s", path);
 	int fd = openat(dirfd, name, DIR_FLAGS);
-	if (fd >= 0)
-		return fd;
 	struct stat st;
-	if ((errno == ELOOP || errno == ENOTDIR) &&
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
 	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
 		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: %s, refusing to use it",
 				   path, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory");
-	return bl_fail(err, -errno, "open directory: %s", path);
+	if (fd < 0)
+		return bl_fail(err, -errno, "open directory: %s", path);
+	int r = set_layout(fd, mode, uid, gid, path, err);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 /* Open home, creating it (not its parents) when missing.  The filesystem
@@ -185,13 +201,15 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 		bl_fail(err, r, "open home: %s", home);
 		goto out;
 	}
-	if (!exists) {
+	if (exists) {
+		r = set_layout(h->home_fd, HOME_MODE, geteuid(), h->root_gid, home, err);
+	} else {
 		r = open_or_make_dir(parent_fd, base, HOME_MODE, geteuid(), h->root_gid,
 				     home, err);
-		if (r < 0)
-			goto out;
-		h->home_fd = r;
-		r = 0;
+		if (r >= 0) {
+			h->home_fd = r;
+			r = 0;
+		}
 	}
 out:
 	if (parent_fd >= 0)
@@ -260,6 +278,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	if (!h)
 		return bl_fail(err, -ENOMEM, "open: %s", home);
 	h->home_fd = h->subvolumes_fd = h->quotas_fd = -1;
+	h->mount_home = true;
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_init(&h->id_locks[i], NULL);
 	pthread_mutex_init(&h->quota_lock, NULL);
@@ -274,12 +293,19 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = open_home(h, home, err);
 	if (r == 0)
 		r = resolve_home(h, home, err);
+	if (r == 0 && h->mount_home)
+		r = bl_home_mount(h, err);	/* before subvolumes/ is opened on it */
 	if (r == 0)
 		r = open_layout(h, err);
 	if (r == 0 && quotas_wanted)
 		r = bl_quota_ensure(h, err);
 	if (r < 0) {
-		btrfslayer_close(h, NULL);
+		btrfslayer_error *cleanup = NULL;
+		/* a failed open leaves no mount behind */
+		if (btrfslayer_close(h, &cleanup) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed open: %s",
+			       btrfslayer_error_message(cleanup));
+		btrfslayer_error_free(cleanup);
 		return r;
 	}
 	*out = h;
@@ -293,8 +319,10 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 		return 0;
 	if (h->home_fd >= 0)
 		bl_quota_retry_pending(h, SIZE_MAX);
+	/* every fd on home's mount goes before the unmount */
 	if (h->quotas_fd >= 0)
 		close(h->quotas_fd);
+	int r = bl_home_unmount(h, err);
 	if (h->subvolumes_fd >= 0)
 		close(h->subvolumes_fd);
 	if (h->home_fd >= 0)
@@ -305,7 +333,7 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	free(h->pending_qgroups);
 	free(h->home);
 	free(h);
-	return 0;
+	return r;
 }
 
 /* ---- layers ---------------------------------------------------------------- */

@@ -3,6 +3,7 @@
 #ifndef BTRFSLAYER_INTERNAL_H
 #define BTRFSLAYER_INTERNAL_H
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,9 @@ enum bl_quota_mode {
 	BL_QUOTA_SIMPLE,	/* simple quotas (kernel >= 6.7) */
 };
 
+/* How every directory the library keeps is opened: never through a symlink. */
+#define BL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
 struct btrfslayer {
 	char *home;		/* absolute path, for messages and get() */
 	int home_fd;		/* O_DIRECTORY|O_NOFOLLOW, opened once */
@@ -46,6 +50,9 @@ struct btrfslayer {
 	pthread_mutex_t quota_lock;	/* enabling quotas; pending_qgroups */
 	uint64_t *pending_qgroups;	/* see bl_quota_forget_subvolume() */
 	size_t n_pending_qgroups;
+	bool mount_home;	/* btrfs.mount_home; true unless turned off */
+	uint64_t home_mount_id;	/* the bind mount this handle made on home, as
+				 * in /proc/self/mountinfo; 0 when it made none */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -132,6 +139,10 @@ int bl_options_parse(const char *const *opts, size_t n, const char *what,
 		     struct bl_option **out, btrfslayer_error **err);
 void bl_options_free(struct bl_option *opts, size_t n);
 
+/* Parse a boolean option value: true/false, yes/no, 1/0, in any case.
+ * -EINVAL for anything else; *out is untouched then. */
+int bl_parse_bool(const char *s, bool *out);
+
 /* ---- list.c --------------------------------------------------------------- */
 
 btrfslayer_list *bl_list_new(void);
@@ -156,6 +167,18 @@ int bl_label_check(const char *label, btrfslayer_error **err);
 /* Set security.selinux on the directory fd; `path` is for messages. */
 int bl_label_apply(int fd, const char *label, const char *path,
 		   btrfslayer_error **err);
+
+/* ---- mount.c -------------------------------------------------------------- */
+
+/* Make home a mount point of its own when it is not one: bind-mount it onto
+ * itself, then move h->home_fd onto the new mount so that everything the
+ * handle does goes through it.  Sets h->home_mount_id when it mounts.  Call
+ * before subvolumes/ is opened. */
+int bl_home_mount(btrfslayer *h, btrfslayer_error **err);
+/* Undo bl_home_mount(): if the mount this handle made is still the topmost
+ * one at home, close the handle's directory fds (they would keep it busy) and
+ * unmount it.  Anything else at home is left alone. */
+int bl_home_unmount(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- ioctl.c: the only module that speaks to btrfs ---------------------- */
 /* Every function returns 0 (or what it says) or a negative errno;

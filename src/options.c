@@ -178,3 +178,29 @@ void bl_options_free(struct bl_option *opts, size_t n)
 	}
 	free(opts);
 }
+
+/* ASCII and case-insensitive, for the same reason as is_space(). */
+static bool same_word(const char *s, const char *word)
+{
+	for (; *s && *word; s++, word++)
+		if (lower(*s) != *word)
+			return false;
+	return *s == *word;
+}
+
+int bl_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "1" };
+	static const char *const no[] = { "false", "no", "0" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (same_word(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (same_word(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}

@@ -15,7 +15,9 @@ for dir in /var/tmp/btrfslayer-test.*; do
 	for mnt in "$dir/btrfs" "$dir/tmpfs"; do
 		if mountpoint -q "$mnt"; then
 			echo "sweep: unmounting $mnt left by dead test process $pid" >&2
-			umount "$mnt" 2>/dev/null || umount -l "$mnt" || status=1
+			# -R: homes inside it may still carry the bind mount
+			# the library makes at open
+			umount -R "$mnt" 2>/dev/null || umount -l "$mnt" || status=1
 		fi
 	done
 	for dev in $(losetup -j "$dir/fs.img" -O NAME -n); do

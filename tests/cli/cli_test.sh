@@ -33,8 +33,9 @@ cleanup() {
 	local rc=$? m dev
 	for m in "$TMPFS" "$MNT"; do
 		if [[ -n $m ]] && mountpoint -q "$m"; then
-			# -l: if something holds it busy, detach it anyway.
-			umount "$m" || umount -l "$m"
+			# -R: a CLI that died may have left its home's bind
+			# mount; -l: if something holds it busy, detach it anyway.
+			umount -R "$m" || umount -l "$m"
 		fi
 	done
 	if [[ -n $IMG ]]; then
@@ -231,6 +232,11 @@ test_create_and_query() {
 	t "... and makes nothing" 1 bl exists sized
 	t "unknown -o is refused" 1 bl -o frob=1 ls
 	[[ $ERR == "btrfslayer: "*frob* ]]; verdict "unknown -o: message names it"
+	t "-o btrfs.mount_home=maybe is refused" 1 bl -o btrfs.mount_home=maybe ls
+	[[ $ERR == "btrfslayer: "*btrfs.mount_home* ]]; verdict "bad mount_home: message names it"
+	t "-o btrfs.mount_home=false" 0 bl -o btrfs.mount_home=false ls
+	# each command's open bind-mounts home and its close takes it down
+	! mountpoint -q "$H"; verdict "no bind mount is left on home after a command"
 	t "an id may start with '-' after --" 0 bl create -- -dash
 	t "... and be removed" 0 bl rm -- -dash
 }

@@ -380,6 +380,33 @@ static void test_out_of_memory(void **state)
 	}
 }
 
+/* Option values that are switches: a small, closed, case-insensitive set. */
+static void test_bool(void **state)
+{
+	static const char *const yes[] = { "true", "TRUE", "True", "yes", "YES", "1" };
+	static const char *const no[] = { "false", "FALSE", "no", "No", "0" };
+	static const char *const bad[] = { "", "t", "f", "2", "on", "off", "truee", "tru",
+					   "yes ", "01", "\xc4\xb0", "-1" };
+	(void)state;
+
+	for (size_t i = 0; i < N(yes); i++) {
+		bool b = false;
+		assert_int_equal(bl_parse_bool(yes[i], &b), 0);
+		assert_true(b);
+	}
+	for (size_t i = 0; i < N(no); i++) {
+		bool b = true;
+		assert_int_equal(bl_parse_bool(no[i], &b), 0);
+		assert_false(b);
+	}
+	for (size_t i = 0; i < N(bad); i++) {
+		bool b = true;
+		if (bl_parse_bool(bad[i], &b) != -EINVAL)
+			fail_msg("\"%s\" was accepted", bad[i]);
+		assert_true(b);	/* untouched */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_no_overread),
 		cmocka_unit_test(test_err_may_be_null),
 		cmocka_unit_test(test_out_of_memory),
+		cmocka_unit_test(test_bool),
 	};
 	return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Home as a mount point of its own.
+ *
+ * Shared mount propagation between a container and the host does not work
+ * on btrfs unless home is a mount point.  A home that is a plain directory
+ * gets a bind mount of itself at open, which the same handle removes at
+ * close.
+ *
+ * "Is a mount point" is asked of this process's mount table, through
+ * libmount.  Device numbers cannot answer it: every btrfs subvolume has an
+ * st_dev of its own, mount point or not.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libmount.h>
+
+#include "internal.h"
+
+#define MOUNT_TABLE "/proc/self/mountinfo"
+
+/* The id of the mount fd is on, as in the mount table. */
+static int mount_id_of(int fd, uint64_t *id)
+{
+	struct statx stx;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
+		return -errno;
+	if (!(stx.stx_mask & STATX_MNT_ID))
+		return -EOPNOTSUPP;	/* kernel older than 5.8 */
+	*id = stx.stx_mnt_id;
+	return 0;
+}
+
+/* The id of the topmost mount whose mount point is `path` (canonical), or 0
+ * when path is no mount point. */
+static int topmost_mount_at(const char *path, uint64_t *id)
+{
+	struct libmnt_table *table = mnt_new_table();
+	if (!table)
+		return -ENOMEM;
+	int r = mnt_table_parse_file(table, MOUNT_TABLE);
+	if (r == 0) {
+		/* the table lists mounts in the order they were attached, so
+		 * the last one at path is the one a lookup of path reaches */
+		struct libmnt_fs *fs = mnt_table_find_target(table, path, MNT_ITER_BACKWARD);
+		*id = fs ? (uint64_t)mnt_fs_get_id(fs) : 0;
+	}
+	mnt_unref_table(table);
+	return r < 0 ? r : 0;
+}
+
+int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
+{
+	uint64_t at_home, home_fd_on, made;
+	int r = topmost_mount_at(h->home, &at_home);
+	if (r == 0)
+		r = mount_id_of(h->home_fd, &home_fd_on);
+	if (r < 0)
+		return bl_fail(err, r, "look up home in the mount table " MOUNT_TABLE ": %s",
+			       h->home);
+	if (at_home && at_home == home_fd_on)
+		return 0;	/* a mount point already, whoever made it */
+	if (at_home)
+		return bl_fail_msg(err, -EAGAIN, "open home: %s: mounted over while being opened",
+				   h->home);
+
+	/* through the fd: the mount lands on the directory we checked, not on
+	 * whatever the path names by now */
+	int tree = open_tree(h->home_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (tree < 0)
+		return bl_fail(err, -errno, "bind-mount home onto itself "
+			       "(btrfs.mount_home=false turns this off): %s", h->home);
+	/* the clone keeps its id when attached: learn it before that, so that
+	 * once attached, nothing stands between the mount and its record */
+	r = mount_id_of(tree, &made);
+	if (r < 0) {
+		close(tree);
+		return bl_fail(err, r, "identify the bind mount of home: %s", h->home);
+	}
+	if (move_mount(tree, "", h->home_fd, "",
+		       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+		r = bl_fail(err, -errno, "bind-mount home onto itself "
+			    "(btrfs.mount_home=false turns this off): %s", h->home);
+		close(tree);
+		return r;
+	}
+	h->home_mount_id = made;	/* from here on, close unmounts it */
+
+	/* The old home_fd is on the mount below: a container's mount
+	 * propagation happens on the new one, so the handle must work there. */
+	int fd = openat(tree, ".", BL_DIR_FLAGS);
+	close(tree);
+	if (fd < 0)
+		return bl_fail(err, -errno, "open home through its new mount: %s", h->home);
+	close(h->home_fd);
+	h->home_fd = fd;
+
+	/* get() hands out paths under home: they must reach the new mount */
+	r = topmost_mount_at(h->home, &at_home);
+	if (r < 0)
+		return bl_fail(err, r, "look up home in the mount table " MOUNT_TABLE ": %s",
+			       h->home);
+	if (at_home != made)
+		return bl_fail_msg(err, -EAGAIN, "bind-mount home onto itself: %s: "
+				   "the mount is not where the path leads (home moved?)", h->home);
+	return 0;
+}
+
+int bl_home_unmount(btrfslayer *h, btrfslayer_error **err)
+{
+	uint64_t at_home;
+	if (!h->home_mount_id)
+		return 0;
+	/* home_fd, reopened on our mount, pins it: no other mount can have
+	 * taken over its id, so equal ids mean it is still ours, on top. */
+	int r = topmost_mount_at(h->home, &at_home);
+	if (r < 0)
+		return bl_fail(err, r, "look up home in the mount table " MOUNT_TABLE ": %s",
+			       h->home);
+	if (at_home != h->home_mount_id) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "close: %s: the bind mount this handle made is "
+		       "gone or covered by another; leaving the mounts at home alone", h->home);
+		return 0;
+	}
+	if (h->subvolumes_fd >= 0)
+		close(h->subvolumes_fd);
+	close(h->home_fd);
+	h->subvolumes_fd = h->home_fd = -1;
+	/* Not MNT_DETACH: a busy mount (another handle on this home, a process
+	 * whose cwd is in it, a mount below it) stays, and the caller hears
+	 * EBUSY.  A lazy detach would hide it from view while in use. */
+	if (umount2(h->home, UMOUNT_NOFOLLOW) < 0)
+		return bl_fail(err, -errno, "unmount home (the bind mount open made): %s", h->home);
+	return 0;
+}
