@@ -348,12 +348,10 @@ BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 	/* the file first: a limit that is gone from the kernel but still on
 	 * disk would come back at the next get() */
 	r = bl_quota_file_remove(h, id, err);
-	if (r == 0)
-		r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	if (r == 0 && (r = bl_ioctl_quota_status(fd, &mode, &inconsistent)) < 0)
+		bl_fail(err, r, "read quota status: %s", path);
 	if (r == 0 && mode != BL_QUOTA_OFF)
 		r = bl_quota_limit(fd, 0, path, err);
-	else if (r < 0)
-		bl_fail(err, r, "read quota status: %s", path);
 	close(fd);
 out:
 	bl_id_unlock(h, id);
