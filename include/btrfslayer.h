@@ -18,6 +18,24 @@
  *   fails on its arguments has no side effect.
  * - A handle may be used from many threads at once.
  * - The library never prints; see btrfslayer_set_log_fn().
+ * - Strings are C strings: one ends at its first NUL, and only what comes
+ *   before it is seen and checked ("btrfs.min_space=1G\0junk" is
+ *   "btrfs.min_space=1G").
+ *
+ * A tampered home.  Everything under home is reached through directory fds
+ * opened once, without following symlinks or crossing mount points, so
+ * nothing planted there leads an operation outside home:
+ * - home that is a symlink: -ELOOP; not a directory: -ENOTDIR; not on btrfs:
+ *   -BTRFSLAYER_ENOTBTRFS (open).
+ * - HOME/subvolumes that is a symlink, a file, a fifo or a socket: -ENOTDIR;
+ *   a mount point or on another filesystem: -EXDEV (open).
+ * - HOME/subvolumes/<id> that is not a layer of this home (a symlink, a
+ *   file, a fifo, a socket, a plain directory, a mount point): get, remove
+ *   and create with it as parent say -ENOENT "not a layer"; exists says 0;
+ *   layers and status leave it out; create of that id says -EEXIST.
+ * - get() hands out a path string, so it checks that the path still leads
+ *   to the layer: -ESTALE if home or HOME/subvolumes was moved or replaced
+ *   since open (open the home again).
  */
 #ifndef BTRFSLAYER_H
 #define BTRFSLAYER_H
@@ -99,7 +117,9 @@ typedef struct btrfslayer_idmap {
  *
  * options: n_options "key=value" strings, keys case-insensitive:
  *   btrfs.min_space=SIZE   smallest per-layer size limit (quotas).
- * An unknown key, a duplicate key or a malformed value is -EINVAL naming it.
+ * An unknown key, a duplicate key, an empty key or value, a key byte outside
+ * [A-Za-z0-9._-], a string over 4096 bytes, a NULL entry or a malformed
+ * value is -EINVAL naming it; a size past 64 bits is -ERANGE.
  *
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
@@ -148,8 +168,10 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 				     btrfslayer_error **err);
 
-/* Absolute path of layer `id` in *path (free() it).  mount_label is accepted
- * for the graph-driver contract and not used.  -ENOENT if missing. */
+/* Absolute path of layer `id` in *path (free() it; NULL on failure).
+ * mount_label is accepted for the graph-driver contract and not used.
+ * -ENOENT if missing; -ESTALE if the path no longer leads to the layer
+ * because home or HOME/subvolumes was moved or replaced since open. */
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err);

@@ -98,15 +98,18 @@ static int open_or_make_dir(int dirfd, const char *name, uid_t uid, gid_t gid,
 	}
 	if (errno != EEXIST)
 		return bl_fail(err, -errno, "create directory: %s", path);
-	int fd = openat(dirfd, name, DIR_FLAGS);
+	int fd = bl_open_dir_beneath(dirfd, name);
 	if (fd >= 0)
 		return fd;
+	if (fd == -EXDEV)
+		return bl_fail_msg(err, -EXDEV, "open directory: %s: is a mount point, refusing to use it",
+				   path);
 	struct stat st;
-	if ((errno == ELOOP || errno == ENOTDIR) &&
+	if ((fd == -ELOOP || fd == -ENOTDIR) &&
 	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
 		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: %s, refusing to use it",
 				   path, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory");
-	return bl_fail(err, -errno, "open directory: %s", path);
+	return bl_fail(err, fd, "open directory: %s", path);
 }
 
 /* Open home, creating it (not its parents) when missing.  The filesystem
@@ -264,12 +267,14 @@ static int open_layer(btrfslayer *h, const char *id, const char *step,
 {
 	char path[PATH_MAX];
 	layer_path(h, id, path, sizeof(path));
-	int fd = openat(h->subvolumes_fd, id, DIR_FLAGS);
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+	int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
+	if (fd == -ELOOP || fd == -ENOTDIR)
 		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a symbolic link or a file)",
 				   step, path);
+	if (fd == -EXDEV)
+		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a mount point)", step, path);
 	if (fd < 0)
-		return bl_fail(err, -errno, "%s: %s", step, path);
+		return bl_fail(err, fd, "%s: %s", step, path);
 	int r = bl_ioctl_is_subvolume(fd);
 	if (r == 1)
 		return fd;
@@ -477,6 +482,8 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  btrfslayer_error **err)
 {
 	(void)mount_label;
+	if (path)
+		*path = NULL;
 	int r = check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
@@ -485,11 +492,22 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 	int fd = open_layer(h, id, "get layer", err);
 	if (fd < 0)
 		return fd;
-	close(fd);
-	if (asprintf(path, "%s/" SUBVOLUMES "/%s", h->home, id) < 0) {
-		*path = NULL;
+	char *p;
+	if (asprintf(&p, "%s/" SUBVOLUMES "/%s", h->home, id) < 0) {
+		close(fd);
 		return bl_fail(err, -ENOMEM, "get layer: %s/" SUBVOLUMES "/%s", h->home, id);
 	}
+	/* the one path handed out must lead to the layer, not to whatever
+	 * now sits where home or subvolumes/ used to be */
+	r = bl_path_leads_to(p, fd);
+	close(fd);
+	if (r < 0) {
+		bl_fail_msg(err, r, "get layer: %s: the path no longer leads to the layer "
+			    "(home or subvolumes/ moved or replaced since open)", p);
+		free(p);
+		return r;
+	}
+	*path = p;
 	return 0;
 }
 
@@ -502,17 +520,17 @@ BTRFSLAYER_API int btrfslayer_put(btrfslayer *h, const char *id,
 BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 				     btrfslayer_error **err)
 {
-	struct stat st;
 	int r = check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
-	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return bl_stat_is_subvolume(&st);
-	if (errno == ENOENT)
+	r = bl_lookup_layer(h->subvolumes_fd, id);
+	if (r >= 0)
+		return r;
+	if (r == -ENOENT)
 		return 0;
 	char path[PATH_MAX];
 	layer_path(h, id, path, sizeof(path));
-	return bl_fail(err, -errno, "look up layer: %s", path);
+	return bl_fail(err, r, "look up layer: %s", path);
 }
 
 BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
@@ -538,11 +556,9 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 	int r = list ? 0 : -ENOMEM;
 	struct dirent *d;
 	while (r == 0 && (errno = 0, d = readdir(dir))) {
-		struct stat st;
 		/* the reserved names and anything that is not a layer stay out */
 		if (bl_id_check(d->d_name, "layer id", NULL) < 0 ||
-		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !bl_stat_is_subvolume(&st))
+		    bl_lookup_layer(fd, d->d_name) != 1)
 			continue;
 		layer_path(h, d->d_name, path, sizeof(path));
 		r = bl_list_add(list, d->d_name, path);
