@@ -18,6 +18,24 @@
  *   fails on its arguments has no side effect.
  * - A handle may be used from many threads at once.
  * - The library never prints; see btrfslayer_set_log_fn().
+ * - Strings are C strings: one ends at its first NUL, and only what comes
+ *   before it is seen and checked ("btrfs.min_space=1G\0junk" is
+ *   "btrfs.min_space=1G").
+ *
+ * A tampered home.  Everything under home is reached through directory fds
+ * opened once, without following symlinks or crossing mount points, so
+ * nothing planted there leads an operation outside home:
+ * - home that is a symlink: -ELOOP; not a directory: -ENOTDIR; not on btrfs:
+ *   -BTRFSLAYER_ENOTBTRFS (open).
+ * - HOME/subvolumes that is a symlink, a file, a fifo or a socket: -ENOTDIR;
+ *   a mount point or on another filesystem: -EXDEV (open).
+ * - HOME/subvolumes/<id> that is not a layer of this home (a symlink, a
+ *   file, a fifo, a socket, a plain directory, a mount point): get, remove
+ *   and create with it as parent say -ENOENT "not a layer"; exists says 0;
+ *   layers and status leave it out; create of that id says -EEXIST.
+ * - get() hands out a path string, so it checks that the path still leads
+ *   to the layer: -ESTALE if home or HOME/subvolumes was moved or replaced
+ *   since open (open the home again).
  */
 #ifndef BTRFSLAYER_H
 #define BTRFSLAYER_H
@@ -103,7 +121,10 @@ typedef struct btrfslayer_idmap {
 /*
  * Open (creating if needed) the store at `home`.  If home exists it must be on
  * btrfs, else its parent must be; otherwise -BTRFSLAYER_ENOTBTRFS.  A home that
- * is a symlink is refused (-ELOOP).  Creates home and HOME/subvolumes.
+ * is a symlink is refused (-ELOOP).  Creates home, HOME/subvolumes and
+ * HOME/quotas.  A symlink, a non-directory (-ENOTDIR) or a mount point
+ * (-EXDEV) at either is refused before anything is made; an open that fails
+ * later removes the ones it made (an empty home it made stays).
  *
  * options: n_options "key=value" strings, keys case-insensitive:
  *   btrfs.min_space=SIZE   the smallest per-layer size limit; turns quotas
@@ -118,7 +139,9 @@ typedef struct btrfslayer_idmap {
  *                          -EOPNOTSUPP.
  *   btrfs.mount_home=BOOL  make home a mount point of its own (below); true
  *                          by default.  true/false, yes/no or 1/0, any case.
- * An unknown key, a duplicate key or a malformed value is -EINVAL naming it.
+ * An unknown key, a duplicate key, an empty key or value, a key byte outside
+ * [A-Za-z0-9._-], a string over 4096 bytes, a NULL entry or a malformed
+ * value is -EINVAL naming it; a size past 64 bits is -ERANGE.
  * Without either quota option, open leaves quotas as they are; a later call
  * that needs them (create with size=, set_quota, get of a layer with a
  * recorded limit) turns them on: simple quotas where the kernel has them,
@@ -206,8 +229,10 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 				     btrfslayer_error **err);
 
-/* Absolute path of layer `id` in *path (free() it).  mount_label is accepted
- * for the graph-driver contract and not used.  -ENOENT if missing.
+/* Absolute path of layer `id` in *path (free() it; NULL on failure).
+ * mount_label is accepted for the graph-driver contract and not used.
+ * -ENOENT if missing; -ESTALE if the path no longer leads to the layer
+ * because home or HOME/subvolumes was moved or replaced since open.
  * A layer with a recorded size limit gets it applied again (turning quotas on
  * if they are off), so a limit survives a quota reset.  A recorded limit that
  * does not parse is ignored with a warning through the log callback. */

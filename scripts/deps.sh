@@ -17,6 +17,10 @@ BTRFSLAYER_DEPS=(
 	pkg-config
 	gcc
 	make
+	cppcheck		# scripts/lint.sh
+	valgrind		# scripts/valgrind.sh
+	clang			# scripts/fuzz.sh: libFuzzer targets
+	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
 )
 
 # Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.

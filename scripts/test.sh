@@ -5,17 +5,32 @@
 #
 #     bash scripts/test.sh
 #
-# Installs what is missing, builds with warnings as errors, and runs every
-# test twice: a normal build, then one with AddressSanitizer and
-# UndefinedBehaviorSanitizer.  The integration tests make their own loopback
-# btrfs and need root; they skip without it, except with CI=true, where a
-# test that cannot run fails.
+# Installs what is missing, then, each stage failing the run:
+#   lint      cppcheck on the sources (scripts/lint.sh)
+#   asan      build with AddressSanitizer + UndefinedBehaviorSanitizer, run
+#             every test (unit, integration, CLI, hostile-input suite)
+#   normal    the same with a normal build
+#   valgrind  the integration tests and the hostile suite of the normal
+#             build under memcheck (scripts/valgrind.sh)
+#   fuzz      each libFuzzer target for FUZZ_SECONDS, default 30
+#             (scripts/fuzz.sh)
+# The integration tests make their own loopback btrfs and need root; they
+# skip without it, except with CI=true, where a test that cannot run fails.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+start=$SECONDS
+stage_start=$SECONDS
+timings=()
+stage_done() {
+	timings+=("$1 $((SECONDS - stage_start))s")
+	stage_start=$SECONDS
+}
 
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
 deps_install
+stage_done deps
 
 run_suite() {
 	local dir=$1
@@ -26,5 +41,15 @@ run_suite() {
 	(cd "$dir" && ctest --output-on-failure)
 }
 
+bash scripts/lint.sh
+stage_done lint
 run_suite build-asan -DBTRFSLAYER_SANITIZE=ON
+stage_done asan
 run_suite build
+stage_done normal
+bash scripts/valgrind.sh build
+stage_done valgrind
+bash scripts/fuzz.sh
+stage_done fuzz
+
+echo "test: all stages passed in $((SECONDS - start))s (${timings[*]})"

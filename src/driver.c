@@ -132,21 +132,41 @@ static int set_layout(int fd, mode_t mode, uid_t uid, gid_t gid, const char *pat
 	return 0;
 }
 
-/* Open directory `name` of dirfd, creating it when missing, with the
- * layout's owner and mode; refuse a symlink or a non-directory. */
-static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
-			    gid_t gid, const char *path, btrfslayer_error **err)
+/* Open directory `name` of dirfd, refusing a symlink, a non-directory or a
+ * mount point; -ENOENT, with no error set, when it is missing. */
+static int open_dir(int dirfd, const char *name, const char *path, btrfslayer_error **err)
 {
-	if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
-		return bl_fail(err, -errno, "create directory: %s", path);
-	int fd = openat(dirfd, name, DIR_FLAGS);
+	int fd = bl_open_dir_beneath(dirfd, name);
+	if (fd >= 0 || fd == -ENOENT)
+		return fd;
+	if (fd == -EXDEV)
+		return bl_fail_msg(err, -EXDEV, "open directory: %s: is a mount point, refusing to use it",
+				   path);
 	struct stat st;
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	if ((fd == -ELOOP || fd == -ENOTDIR) &&
 	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
 		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: %s, refusing to use it",
 				   path, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory");
+	return bl_fail(err, fd, "open directory: %s", path);
+}
+
+/* Open directory `name` of dirfd, creating it when missing (*made says so),
+ * with the layout's owner and mode. */
+static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
+			    gid_t gid, bool *made, const char *path, btrfslayer_error **err)
+{
+	int fd = open_dir(dirfd, name, path, err);
+	*made = false;
+	if (fd == -ENOENT) {
+		*made = mkdirat(dirfd, name, mode) == 0;
+		if (!*made && errno != EEXIST)
+			return bl_fail(err, -errno, "create directory: %s", path);
+		fd = open_dir(dirfd, name, path, err);
+		if (fd == -ENOENT)
+			return bl_fail(err, fd, "open new directory: %s", path);
+	}
 	if (fd < 0)
-		return bl_fail(err, -errno, "open directory: %s", path);
+		return fd;
 	int r = set_layout(fd, mode, uid, gid, path, err);
 	if (r < 0) {
 		close(fd);
@@ -155,8 +175,6 @@ static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
 	return fd;
 }
 
-/* Open home, creating it (not its parents) when missing.  The filesystem
- * that is checked is home's when it exists, else its parent's. */
 static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 {
 	char *copy = strdup(home);
@@ -204,8 +222,9 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 	if (exists) {
 		r = set_layout(h->home_fd, HOME_MODE, geteuid(), h->root_gid, home, err);
 	} else {
+		bool made;
 		r = open_or_make_dir(parent_fd, base, HOME_MODE, geteuid(), h->root_gid,
-				     home, err);
+				     &made, home, err);
 		if (r >= 0) {
 			h->home_fd = r;
 			r = 0;
@@ -232,20 +251,27 @@ static int resolve_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 	return 0;
 }
 
-static int open_layout(btrfslayer *h, btrfslayer_error **err)
+/* subvolumes/, which must be on home's btrfs, then quotas/.  `made` says
+ * which of them this call created, for undo_layout(). */
+static int open_layout(btrfslayer *h, bool made[2], btrfslayer_error **err)
 {
+	static const char *const names[] = { SUBVOLUMES, BL_QUOTAS };
 	char path[PATH_MAX];
 	uint8_t home_fs[16], subvolumes_fs[16];
 
-	snprintf(path, sizeof(path), "%s/" BL_QUOTAS, h->home);
-	int fd = open_or_make_dir(h->home_fd, BL_QUOTAS, QUOTAS_MODE, geteuid(), h->root_gid,
-				  path, err);
-	if (fd < 0)
-		return fd;
-	h->quotas_fd = fd;
+	/* refuse whatever is planted at either before making the other */
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", h->home, names[i]);
+		int fd = open_dir(h->home_fd, names[i], path, err);
+		if (fd < 0 && fd != -ENOENT)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+
 	snprintf(path, sizeof(path), "%s/" SUBVOLUMES, h->home);
-	fd = open_or_make_dir(h->home_fd, SUBVOLUMES, HOME_MODE, geteuid(), h->root_gid,
-			      path, err);
+	int fd = open_or_make_dir(h->home_fd, SUBVOLUMES, HOME_MODE, geteuid(), h->root_gid,
+				  &made[0], path, err);
 	if (fd < 0)
 		return fd;
 	h->subvolumes_fd = fd;
@@ -256,7 +282,29 @@ static int open_layout(btrfslayer *h, btrfslayer_error **err)
 		return bl_fail(err, r, "check filesystem: %s", path);
 	if (memcmp(home_fs, subvolumes_fs, sizeof(home_fs)))
 		return bl_fail_msg(err, -EXDEV, "check filesystem: %s: not on home's btrfs filesystem", path);
+
+	snprintf(path, sizeof(path), "%s/" BL_QUOTAS, h->home);
+	fd = open_or_make_dir(h->home_fd, BL_QUOTAS, QUOTAS_MODE, geteuid(), h->root_gid,
+			      &made[1], path, err);
+	if (fd < 0)
+		return fd;
+	h->quotas_fd = fd;
 	return 0;
+}
+
+/* A failed open takes back the directories it made in home. */
+static void undo_layout(btrfslayer *h, const bool made[2])
+{
+	static const char *const names[2] = { SUBVOLUMES, BL_QUOTAS };
+	if (h->subvolumes_fd >= 0)
+		close(h->subvolumes_fd);
+	if (h->quotas_fd >= 0)
+		close(h->quotas_fd);
+	h->subvolumes_fd = h->quotas_fd = -1;
+	for (int i = 0; i < 2; i++)
+		if (made[i] && unlinkat(h->home_fd, names[i], AT_REMOVEDIR) < 0)
+			bl_log(BTRFSLAYER_LOG_WARNING, "cleanup after failed open: remove %s/%s: %s",
+			       h->home, names[i], strerror(errno));
 }
 
 BTRFSLAYER_API int btrfslayer_open(const char *home,
@@ -295,12 +343,15 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = resolve_home(h, home, err);
 	if (r == 0 && h->mount_home)
 		r = bl_home_mount(h, err);	/* before subvolumes/ is opened on it */
+	bool made[2] = { false, false };
 	if (r == 0)
-		r = open_layout(h, err);
+		r = open_layout(h, made, err);
 	if (r == 0 && quotas_wanted)
 		r = bl_quota_ensure(h, err);
 	if (r < 0) {
 		btrfslayer_error *cleanup = NULL;
+		if (h->home_fd >= 0)
+			undo_layout(h, made);
 		/* a failed open leaves no mount behind */
 		if (btrfslayer_close(h, &cleanup) < 0)
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed open: %s",
@@ -343,12 +394,14 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 {
 	char path[PATH_MAX];
 	bl_layer_path(h, id, path, sizeof(path));
-	int fd = openat(h->subvolumes_fd, id, DIR_FLAGS);
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+	int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
+	if (fd == -ELOOP || fd == -ENOTDIR)
 		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a symbolic link or a file)",
 				   step, path);
+	if (fd == -EXDEV)
+		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a mount point)", step, path);
 	if (fd < 0)
-		return bl_fail(err, -errno, "%s: %s", step, path);
+		return bl_fail(err, fd, "%s: %s", step, path);
 	int r = bl_ioctl_is_subvolume(fd);
 	if (r == 1)
 		return fd;
@@ -520,7 +573,7 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 out:
 	if (made) {
 		/* never leave a half-made layer behind */
-		int c = fd >= 0 ? bl_tree_destroy(h, h->subvolumes_fd, tmp, fd, tmp_path, NULL)
+		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL)
 				: bl_ioctl_destroy(h->subvolumes_fd, tmp);
 		if (c < 0)
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
@@ -599,7 +652,7 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	if (r < 0)
 		goto out;
 
-	r = bl_tree_destroy(h, h->subvolumes_fd, tomb, fd, path, err);
+	r = bl_tree_destroy(h, fd, path, err);
 	if (r < 0) {
 		unbury_layer(h, id, tomb, quota_buried, path);
 		goto out;
@@ -629,28 +682,38 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  btrfslayer_error **err)
 {
 	(void)mount_label;
+	if (path)
+		*path = NULL;
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
 	if (!path)
 		return bl_fail_msg(err, -EINVAL, "get layer %s: no place for the path (NULL)", id);
-	char layer[PATH_MAX];
+	char layer[PATH_MAX], *p = NULL;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "get layer", err);
 	if (fd >= 0) {
 		bl_layer_path(h, id, layer, sizeof(layer));
 		r = reapply_limit(h, id, fd, layer, err);
-		close(fd);
 	}
 	bl_id_unlock(h, id);
 	if (fd < 0)
 		return fd;
-	if (r < 0)
-		return r;
-	if (asprintf(path, "%s/" SUBVOLUMES "/%s", h->home, id) < 0) {
-		*path = NULL;
-		return bl_fail(err, -ENOMEM, "get layer: %s/" SUBVOLUMES "/%s", h->home, id);
+	if (r == 0 && asprintf(&p, "%s/" SUBVOLUMES "/%s", h->home, id) < 0) {
+		p = NULL;
+		r = bl_fail(err, -ENOMEM, "get layer: %s", layer);
 	}
+	/* the one path handed out must lead to the layer, not to whatever
+	 * now sits where home or subvolumes/ used to be */
+	if (r == 0 && (r = bl_path_leads_to(p, fd)) < 0)
+		bl_fail_msg(err, r, "get layer: %s: the path no longer leads to the layer "
+			    "(home or subvolumes/ moved or replaced since open)", p);
+	close(fd);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*path = p;
 	return 0;
 }
 
@@ -663,17 +726,17 @@ BTRFSLAYER_API int btrfslayer_put(btrfslayer *h, const char *id,
 BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 				     btrfslayer_error **err)
 {
-	struct stat st;
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
-	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
-		return bl_stat_is_subvolume(&st);
-	if (errno == ENOENT)
+	r = bl_lookup_layer(h->subvolumes_fd, id);
+	if (r >= 0)
+		return r;
+	if (r == -ENOENT)
 		return 0;
 	char path[PATH_MAX];
 	bl_layer_path(h, id, path, sizeof(path));
-	return bl_fail(err, -errno, "look up layer: %s", path);
+	return bl_fail(err, r, "look up layer: %s", path);
 }
 
 BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
@@ -699,11 +762,9 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 	int r = list ? 0 : -ENOMEM;
 	struct dirent *d;
 	while (r == 0 && (errno = 0, d = readdir(dir))) {
-		struct stat st;
 		/* the reserved names and anything that is not a layer stay out */
 		if (bl_id_check(d->d_name, "layer id", NULL) < 0 ||
-		    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !bl_stat_is_subvolume(&st))
+		    bl_lookup_layer(fd, d->d_name) != 1)
 			continue;
 		bl_layer_path(h, d->d_name, path, sizeof(path));
 		r = bl_list_add(list, d->d_name, path);

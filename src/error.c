@@ -22,6 +22,8 @@ static struct {
 } oom_error = { -ENOMEM, "out of memory while reporting an error" };
 
 static int set_error(btrfslayer_error **err, int code, const char *reason,
+		     const char *fmt, va_list ap) BL_PRINTF(4, 0);
+static int set_error(btrfslayer_error **err, int code, const char *reason,
 		     const char *fmt, va_list ap)
 {
 	if (!err)

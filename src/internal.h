@@ -280,11 +280,34 @@ void bl_quota_retry_pending(btrfslayer *h, size_t max);
 
 /* ---- tree.c --------------------------------------------------------------- */
 
-/* Delete subvolume `name` of directory dirfd, whose root fd is open, and every
- * subvolume nested in it, read-only ones included.  `path` is for messages.
+/* Delete the subvolume whose root fd is open and every subvolume nested in
+ * it, read-only ones included.  `path` is for messages.
+ * Everything, the top included, is deleted by subvolume id from fd, so a
+ * subvolume swapped in under its name meanwhile is never the one deleted.
  * On failure a read-only top stays read-only.  When h is not NULL, every
  * deleted subvolume's qgroup goes to bl_quota_forget_subvolume(). */
-int bl_tree_destroy(btrfslayer *h, int dirfd, const char *name, int fd,
-		    const char *path, btrfslayer_error **err);
+int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **err);
+
+/* ---- beneath.c: names directly below a directory fd -------------------- */
+
+/* 0 if name is one path component (not empty, ".", ".." and without '/')
+ * of at most NAME_MAX bytes; -EINVAL or -ENAMETOOLONG otherwise. */
+int bl_check_component(const char *name);
+/* Open directory `name` of dirfd without following a symlink and without
+ * crossing a mount point: an fd, or -ELOOP (a symlink), -ENOTDIR (not a
+ * directory), -EXDEV (a mount point), -ENOENT, ... */
+int bl_open_dir_beneath(int dirfd, const char *name);
+/* The same for a file, opened with `flags` (O_NOFOLLOW and O_CLOEXEC added). */
+int bl_open_file_beneath(int dirfd, const char *name, int flags);
+/* Likewise for a relative path of several components: it may not climb
+ * out with "..", follow a symlink or cross a mount point anywhere. */
+int bl_open_path_beneath(int dirfd, const char *path);
+/* 1 if `name` in dirfd is a layer (a subvolume root on dirfd's own mount,
+ * not a symlink), 0 if it is something else, a negative errno (-ENOENT when
+ * missing) on failure. */
+int bl_lookup_layer(int dirfd, const char *name);
+/* 0 if resolving `path` now reaches the file fd holds; -ESTALE if it reaches
+ * something else or nothing (a component was moved, replaced or symlinked). */
+int bl_path_leads_to(const char *path, int fd);
 
 #endif /* BTRFSLAYER_INTERNAL_H */

@@ -234,7 +234,7 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 	       header.len < sizeof(item) ? header.len : sizeof(item));
 	uint64_t flags = le64toh(item.flags);
 	if (flags & BTRFS_QGROUP_STATUS_FLAG_ON)
-		*mode = flags & BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE ?
+		*mode = (flags & BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE) ?
 			BL_QUOTA_SIMPLE : BL_QUOTA_QGROUP;
 	*inconsistent = flags & BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT;
 	return 0;

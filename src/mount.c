@@ -54,6 +54,50 @@ static int topmost_mount_at(const char *path, uint64_t *id)
 	return r < 0 ? r : 0;
 }
 
+/* Bind-mount home onto itself through its fd, so that the mount lands on the
+ * directory that was checked, not on whatever the path names by now.  The
+ * mount's id and a directory fd on it come back. */
+static int bind_by_fd(btrfslayer *h, uint64_t *made, int *fd)
+{
+	int tree = open_tree(h->home_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+	if (tree < 0)
+		return -errno;
+	/* the clone keeps its id when attached: learn it before that, so that
+	 * once attached, nothing stands between the mount and its record */
+	int r = mount_id_of(tree, made);
+	if (r == 0 && move_mount(tree, "", h->home_fd, "",
+				 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		r = -errno;
+	if (r == 0 && (*fd = openat(tree, ".", BL_DIR_FLAGS)) < 0) {
+		r = -errno;
+		umount2(h->home, UMOUNT_NOFOLLOW);	/* ours: attached a moment ago */
+	}
+	close(tree);
+	return r;
+}
+
+/* The same with mount(2) on the path, which is then checked, by fd, to have
+ * covered our directory and not something put in its place. */
+static int bind_by_path(btrfslayer *h, uint64_t *made, int *fd)
+{
+	struct stat old, new;
+	if (mount(h->home, h->home, "none", MS_BIND, NULL) < 0)
+		return -errno;
+	*fd = open(h->home, BL_DIR_FLAGS);
+	int r = *fd < 0 ? -errno : mount_id_of(*fd, made);
+	if (r == 0 && (fstat(*fd, &new) < 0 || fstat(h->home_fd, &old) < 0))
+		r = -errno;
+	if (r == 0 && (new.st_dev != old.st_dev || new.st_ino != old.st_ino))
+		r = -EAGAIN;	/* home was replaced under us */
+	if (r < 0) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		umount2(h->home, UMOUNT_NOFOLLOW);
+	}
+	return r;
+}
+
 int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
 {
 	uint64_t at_home, home_fd_on, made;
@@ -69,34 +113,16 @@ int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
 		return bl_fail_msg(err, -EAGAIN, "open home: %s: mounted over while being opened",
 				   h->home);
 
-	/* through the fd: the mount lands on the directory we checked, not on
-	 * whatever the path names by now */
-	int tree = open_tree(h->home_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
-	if (tree < 0)
-		return bl_fail(err, -errno, "bind-mount home onto itself "
+	int fd = -1;
+	r = bind_by_fd(h, &made, &fd);
+	if (r == -ENOSYS)	/* before Linux 5.2, or under valgrind */
+		r = bind_by_path(h, &made, &fd);
+	if (r < 0)
+		return bl_fail(err, r, "bind-mount home onto itself "
 			       "(btrfs.mount_home=false turns this off): %s", h->home);
-	/* the clone keeps its id when attached: learn it before that, so that
-	 * once attached, nothing stands between the mount and its record */
-	r = mount_id_of(tree, &made);
-	if (r < 0) {
-		close(tree);
-		return bl_fail(err, r, "identify the bind mount of home: %s", h->home);
-	}
-	if (move_mount(tree, "", h->home_fd, "",
-		       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-		r = bl_fail(err, -errno, "bind-mount home onto itself "
-			    "(btrfs.mount_home=false turns this off): %s", h->home);
-		close(tree);
-		return r;
-	}
 	h->home_mount_id = made;	/* from here on, close unmounts it */
-
 	/* The old home_fd is on the mount below: a container's mount
 	 * propagation happens on the new one, so the handle must work there. */
-	int fd = openat(tree, ".", BL_DIR_FLAGS);
-	close(tree);
-	if (fd < 0)
-		return bl_fail(err, -errno, "open home through its new mount: %s", h->home);
 	close(h->home_fd);
 	h->home_fd = fd;
 

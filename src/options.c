@@ -75,8 +75,6 @@ static int refuse_key_byte(btrfslayer_error **err, const char *what,
 static int parse_one(const char *opt, size_t index, const char *what,
 		     struct bl_option *o, btrfslayer_error **err)
 {
-	char q[BL_QUOTE_MAX];
-
 	if (!opt)
 		return bl_fail_msg(err, -EINVAL,
 				   "invalid %s at index %zu: NULL, expected key=value",
@@ -103,6 +101,7 @@ static int parse_one(const char *opt, size_t index, const char *what,
 	o->key = dup_range(kb, (size_t)(ke - kb));
 	o->value = dup_range(vb, (size_t)(ve - vb));
 	if (!o->key || !o->value) {
+		char q[BL_QUOTE_MAX];
 		free(o->key);
 		free(o->value);
 		o->key = o->value = NULL;

@@ -120,10 +120,11 @@ int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
 int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 			btrfslayer_error **err)
 {
-	char quoted[BL_QUOTE_MAX];
 	int r = bl_parse_size(value, size);
-	if (r < 0)
+	if (r < 0) {
+		char quoted[BL_QUOTE_MAX];
 		return bl_fail(err, r, "invalid size %s", bl_quote(quoted, sizeof(quoted), value));
+	}
 	return bl_quota_check_size(h, *size, value, err);
 }
 
@@ -181,6 +182,7 @@ int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
 
 	for (int attempt = 0; fd < 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
 		bl_reserved_name(BL_TMP_PREFIX, tmp);
+		/* O_EXCL: a fresh file, never one planted under this name */
 		fd = openat(h->quotas_fd, tmp,
 			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST)
@@ -214,14 +216,14 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 	char buf[BL_QUOTA_FILE_MAX], path[PATH_MAX];
 	struct stat st;
 	/* O_NONBLOCK: a fifo planted here must not hang us */
-	int fd = openat(h->quotas_fd, id, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
+	int fd = bl_open_file_beneath(h->quotas_fd, id, O_RDONLY | O_NONBLOCK);
+	if (fd == -ENOENT)
 		return -ENOENT;
 	quota_path(h, id, path, sizeof(path));
 	if (fd < 0) {
-		int r = -errno;
 		bl_log(BTRFSLAYER_LOG_WARNING, "ignoring quota file %s: %s", path,
-		       r == -ELOOP ? "it is a symbolic link" : btrfslayer_strerror(r));
+		       fd == -ELOOP ? "it is a symbolic link" :
+		       fd == -EXDEV ? "it is a mount point" : btrfslayer_strerror(fd));
 		return -EINVAL;
 	}
 	ssize_t n = -1;
@@ -306,7 +308,6 @@ void bl_quota_retry_pending(btrfslayer *h, size_t max)
 BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
 					btrfslayer_error **err)
 {
-	char path[PATH_MAX];
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
@@ -317,6 +318,7 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "set size limit", err);
 	if (fd >= 0) {
+		char path[PATH_MAX];
 		bl_layer_path(h, id, path, sizeof(path));
 		r = bl_quota_limit(fd, size, path, err);
 		if (r == 0)

@@ -9,28 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-#include <linux/openat2.h>
 
 #include "internal.h"
 
 /* A container may add a subvolume while we delete: list again, a few times. */
 #define DESTROY_ATTEMPTS 3
-
-/* Open directory `path` below dirfd without following any symlink and
- * without leaving dirfd's tree. */
-static int open_beneath(int dirfd, const char *path)
-{
-	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-			   RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : fd;
-}
 
 static const struct bl_subvolume *find(const struct bl_subvolume *list,
 				       size_t n, uint64_t id)
@@ -66,7 +50,7 @@ static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed,
 		const struct bl_subvolume *p = find(list, n, parent);
 		if (!p || !p->read_only)
 			continue;
-		int fd = open_beneath(top_fd, p->path);
+		int fd = bl_open_path_beneath(top_fd, p->path);
 		uint64_t id = 0;
 		r = fd < 0 ? fd : bl_ioctl_subvolume_id(fd, &id);
 		if (r == 0 && id != parent)
@@ -110,18 +94,21 @@ static int destroy_nested(btrfslayer *h, int top_fd, bool *top_unsealed,
 	return r;
 }
 
-int bl_tree_destroy(btrfslayer *h, int dirfd, const char *name, int fd,
-		    const char *path, btrfslayer_error **err)
+int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **err)
 {
 	bool top_unsealed = false;
-	uint64_t top_id = 0;
-	int r = h ? bl_ioctl_subvolume_id(fd, &top_id) : 0;
+	uint64_t top_id;
 
-	for (int attempt = 0; r == 0 && attempt < DESTROY_ATTEMPTS; attempt++) {
+	/* The top too goes by the id of the subvolume fd holds, not by name:
+	 * whatever is renamed to its name meanwhile is not what gets deleted. */
+	int r = bl_ioctl_subvolume_id(fd, &top_id);
+	if (r < 0)
+		return bl_fail(err, r, "read subvolume id: %s", path);
+	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
 		r = destroy_nested(h, fd, &top_unsealed, path, err);
 		if (r < 0)
 			break;
-		r = bl_ioctl_destroy(dirfd, name);
+		r = bl_ioctl_destroy_by_id(fd, top_id);
 		if (r != -ENOTEMPTY)
 			break;
 	}

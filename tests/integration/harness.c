@@ -142,3 +142,218 @@ void harness_start(void)
 		unavailable("cannot mount a tmpfs");
 	tmpfs_mounted = true;
 }
+
+/* ---- sentinel trees ---------------------------------------------------------
+ * A tree outside every home whose every byte and inode must survive a test
+ * unchanged.  Kept apart from the loopback code above. */
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sys/ioctl.h>
+#include <sys/vfs.h>
+#include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
+#include <linux/magic.h>
+
+static int sentinel_file(const char *top, const char *name, mode_t mode, const char *text)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", top, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return errno;
+	size_t len = strlen(text);
+	int r = write(fd, text, len) == (ssize_t)len && fchmod(fd, mode) == 0 ? 0 : errno;
+	close(fd);
+	return r;
+}
+
+static int sentinel_dir(const char *top, const char *name, mode_t mode)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", top, name);
+	return mkdir(path, mode) == 0 && chmod(path, mode) == 0 ? 0 : errno;
+}
+
+static int sentinel_subvolume(const char *top, const char *name, bool read_only)
+{
+	struct btrfs_ioctl_vol_args args;
+	char path[PATH_MAX];
+	int r = 0;
+	int fd = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	memset(&args, 0, sizeof(args));
+	snprintf(args.name, sizeof(args.name), "%s", name);
+	if (ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, &args) < 0)
+		r = errno;
+	close(fd);
+	snprintf(path, sizeof(path), "%s/%s", top, name);
+	if (r == 0)
+		r = sentinel_file(path, "data", 0644, "inside a subvolume\n");
+	if (r == 0)
+		r = sentinel_dir(path, "dir", 0755);
+	if (r == 0 && read_only) {
+		uint64_t flags = BTRFS_SUBVOL_RDONLY;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, BTRFS_IOC_SUBVOL_SETFLAGS, &flags) < 0)
+			r = errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	return r;
+}
+
+int harness_sentinel_make(const char *top)
+{
+	struct statfs sfs;
+	char nested[PATH_MAX];
+	int r = mkdir(top, 0755) == 0 ? 0 : errno;
+	if (r == 0)
+		r = sentinel_file(top, "file", 0644, "sentinel file\n");
+	if (r == 0)
+		r = sentinel_file(top, "secret", 0600, "do not read or touch\n");
+	if (r == 0)
+		r = sentinel_file(top, "exec", 0755, "#!/bin/sh\nexit 0\n");
+	if (r == 0)
+		r = sentinel_dir(top, "dir", 0750);
+	if (r == 0)
+		r = sentinel_dir(top, "empty-dir", 0700);
+	snprintf(nested, sizeof(nested), "%s/dir", top);
+	if (r == 0)
+		r = sentinel_file(nested, "nested-file", 0640, "nested\n");
+	if (r == 0)
+		r = sentinel_dir(nested, "deeper", 0755);
+	if (r == 0) {
+		const char *const links[][2] = {
+			{ "link", "file" }, { "abs-link", "/" }, { "dangling", "nowhere" },
+		};
+		for (size_t i = 0; r == 0 && i < sizeof(links) / sizeof(links[0]); i++) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof(path), "%s/%s", top, links[i][0]);
+			r = symlink(links[i][1], path) == 0 ? 0 : errno;
+		}
+	}
+	if (r == 0 && statfs(top, &sfs) == 0 && sfs.f_type == BTRFS_SUPER_MAGIC) {
+		r = sentinel_subvolume(top, "subvol", false);
+		if (r == 0)
+			r = sentinel_subvolume(top, "ro-subvol", true);
+	}
+	return r;
+}
+
+/* nftw() takes no user data. */
+static FILE *snapshot_out;
+static size_t snapshot_base;
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+static int snapshot_entry(const char *path, const struct stat *st, int type,
+			  struct FTW *ftw)
+{
+	(void)type;
+	(void)ftw;
+	uint64_t hash = UINT64_C(0xcbf29ce484222325);
+	char buf[4096], kind = '?';
+	long long subvol_flags = -1;
+	if (S_ISREG(st->st_mode)) {
+		kind = 'f';
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		ssize_t n;
+		if (fd < 0)
+			return -1;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			hash = fnv1a(hash, buf, (size_t)n);
+		close(fd);
+		if (n < 0)
+			return -1;
+	} else if (S_ISLNK(st->st_mode)) {
+		kind = 'l';
+		ssize_t n = readlink(path, buf, sizeof(buf));
+		if (n < 0)
+			return -1;
+		hash = fnv1a(hash, buf, (size_t)n);
+	} else if (S_ISDIR(st->st_mode)) {
+		kind = 'd';
+		if (st->st_ino == BTRFS_FIRST_FREE_OBJECTID) {
+			uint64_t flags = 0;
+			int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0 && ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) == 0)
+				subvol_flags = (long long)flags;
+			if (fd >= 0)
+				close(fd);
+		}
+	} else if (S_ISFIFO(st->st_mode)) {
+		kind = 'p';
+	} else if (S_ISSOCK(st->st_mode)) {
+		kind = 's';
+	}
+	fprintf(snapshot_out,
+		"%s type=%c mode=%04o uid=%u gid=%u size=%lld mtime=%lld.%09ld "
+		"ctime=%lld.%09ld ino=%llu nlink=%llu subvol=%lld hash=%016" PRIx64 "\n",
+		path[snapshot_base] ? path + snapshot_base : "/", kind,
+		(unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid,
+		(long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		(long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec,
+		(unsigned long long)st->st_ino, (unsigned long long)st->st_nlink,
+		subvol_flags, hash);
+	return 0;
+}
+
+static int cmp_lines(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *harness_tree_snapshot(const char *top)
+{
+	char *raw = NULL, *sorted = NULL;
+	size_t len = 0;
+	snapshot_out = open_memstream(&raw, &len);
+	if (!snapshot_out)
+		return NULL;
+	snapshot_base = strlen(top);
+	int r = nftw(top, snapshot_entry, 16, FTW_PHYS);
+	fclose(snapshot_out);
+	snapshot_out = NULL;
+	if (r != 0) {
+		free(raw);
+		return NULL;
+	}
+	/* nftw's order is readdir's: sort the lines */
+	size_t n = 0, cap = 0;
+	char **lines = NULL;
+	for (char *save = NULL, *line = strtok_r(raw, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 32;
+			char **grown = realloc(lines, cap * sizeof(*lines));
+			if (!grown) {
+				free(lines);
+				free(raw);
+				return NULL;
+			}
+			lines = grown;
+		}
+		lines[n++] = line;
+	}
+	qsort(lines, n, sizeof(*lines), cmp_lines);
+	FILE *out = open_memstream(&sorted, &len);
+	if (out) {
+		for (size_t i = 0; i < n; i++)
+			fprintf(out, "%s\n", lines[i]);
+		fclose(out);
+	}
+	free(lines);
+	free(raw);
+	return sorted;
+}

@@ -24,4 +24,18 @@ void harness_new_home(char *buf, size_t len);
  * run. */
 int harness_run(const char *const argv[]);
 
+/* ---- sentinel trees: proof that nothing outside a home changed ---------- */
+
+/* Make a sentinel tree at `dir` (which must not exist): files of several
+ * modes, a nested directory, a relative and an absolute symlink and, when
+ * dir is on btrfs, a writable and a read-only subvolume with files in them.
+ * Returns 0 or an errno. */
+int harness_sentinel_make(const char *dir);
+
+/* Everything about the tree at `dir`, one line per entry, sorted by path:
+ * path, type, mode, owner, size, mtime, inode, subvolume flags and a hash
+ * of the content (of the target, for a symlink).  Never follows a symlink.
+ * malloc()ed; NULL if the walk failed. */
+char *harness_tree_snapshot(const char *dir);
+
 #endif

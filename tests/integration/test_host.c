@@ -174,9 +174,9 @@ static void test_mount_home_made_and_removed(void **state)
 	assert_ok(btrfslayer_create(h, "layer", NULL, 0, NULL, NULL, 0, ERR));
 	assert_ok(btrfslayer_close(h, ERR));
 	assert_false(is_mount_point(home));
-	char layer[HOME_MAX + 32];
-	snprintf(layer, sizeof(layer), "%s/layer", subvolumes);
-	assert_true(path_exists(layer));
+	char layer_dir[HOME_MAX + 32];
+	snprintf(layer_dir, sizeof(layer_dir), "%s/layer", subvolumes);
+	assert_true(path_exists(layer_dir));
 
 	/* and again: a fresh mount for each open */
 	h = open_home(home, NULL, 0);
@@ -425,7 +425,7 @@ static void test_label_snapshot_root_only(void **state)
 static int count_entries(const char *dir)
 {
 	struct dirent **names;
-	int n = scandir(dir, &names, NULL, NULL);
+	int n = scandir(dir, &names, NULL, alphasort);
 	assert_true(n >= 0);
 	for (int i = 0; i < n; i++)
 		free(names[i]);
