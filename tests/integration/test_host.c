@@ -22,35 +22,11 @@
 #include <selinux/selinux.h>
 
 #include "btrfslayer.h"
+#include "check.h"
 #include "harness.h"
 
 #define HOME_MAX 128
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Call succeeded, or print the library's message and fail. */
-#define assert_ok(call)                                                          \
-	do {                                                                     \
-		btrfslayer_error *e_ = NULL;                                     \
-		int r_ = (call);                                                 \
-		if (r_ < 0)                                                      \
-			fail_msg("%s = %d: %s", #call, r_,                       \
-				 btrfslayer_error_message(e_));                  \
-	} while (0)
-#define ERR (&e_)
-
-/* The call failed with `code` and its message names `needle`. */
-#define expect_fail(call, code, needle)                                          \
-	do {                                                                     \
-		btrfslayer_error *e_ = NULL;                                     \
-		int r_ = (call);                                                 \
-		if (r_ != (code))                                                \
-			fail_msg("%s = %d, want %d (%s)", #call, r_, (code),     \
-				 e_ ? btrfslayer_error_message(e_) : "no error");\
-		if (!strstr(btrfslayer_error_message(e_), (needle)))             \
-			fail_msg("message \"%s\" lacks \"%s\"",                  \
-				 btrfslayer_error_message(e_), (needle));        \
-		btrfslayer_error_free(e_);                                       \
-	} while (0)
 
 static btrfslayer *open_home(const char *home, const char *const *opts, size_t n)
 {

@@ -19,6 +19,7 @@
 #include <btrfsutil.h>
 
 #include "btrfslayer.h"
+#include "check.h"
 #include "harness.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -53,37 +54,6 @@ static int teardown(void **state)
 	assert_int_equal(btrfslayer_close(c->h, NULL), 0);
 	free(c);
 	return 0;
-}
-
-/* Call succeeded, or print the library's message and fail. */
-#define assert_ok(call)                                                          \
-	do {                                                                     \
-		btrfslayer_error *e_ = NULL;                                     \
-		int r_ = (call);                                                 \
-		if (r_ < 0)                                                      \
-			fail_msg("%s = %d: %s", #call, r_,                       \
-				 btrfslayer_error_message(e_));                  \
-	} while (0)
-#define ERR (&e_)
-
-/* The call failed with `code` and its message contains `needle`.  A macro:
- * the call must run before `err` is read. */
-#define expect_fail(call, err, code, needle)                                     \
-	do {                                                                     \
-		int r__ = (call);                                                \
-		check_fail(r__, err, code, needle);                              \
-	} while (0)
-
-static void check_fail(int r, btrfslayer_error *err, int code, const char *needle)
-{
-	if (r != code)
-		fail_msg("expected %d, got %d (%s)", code, r,
-			 err ? btrfslayer_error_message(err) : "no error object");
-	assert_non_null(err);
-	assert_int_equal(btrfslayer_error_code(err), code);
-	if (needle && !strstr(btrfslayer_error_message(err), needle))
-		fail_msg("message \"%s\" lacks \"%s\"", btrfslayer_error_message(err), needle);
-	btrfslayer_error_free(err);
 }
 
 static void create(struct ctx *c, const char *id, const char *parent, uint32_t flags)
@@ -261,9 +231,8 @@ static void test_open_missing_parent(void **state)
 	(void)state;
 	char home[HOME_MAX];
 	btrfslayer *h;
-	btrfslayer_error *err;
 	snprintf(home, sizeof(home), "%s/no/such/home", harness_btrfs());
-	expect_fail(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, &err), err,
+	expect_fail(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR),
 		    -ENOENT, home);
 }
 
@@ -295,7 +264,7 @@ static void test_open_options(void **state)
 		assert_false(path_exists(home, "."));	/* nothing made */
 	}
 	const char *dup[] = { "btrfs.min_space=1G", "BTRFS.MIN_SPACE=2G" };
-	expect_fail(btrfslayer_open(home, dup, 2, NULL, 0, NULL, 0, &h, &err), err,
+	expect_fail(btrfslayer_open(home, dup, 2, NULL, 0, NULL, 0, &h, ERR),
 		    -EINVAL, "btrfs.min_space");
 
 	/* keys are case-insensitive, values trimmed, sizes binary */
@@ -319,7 +288,6 @@ static void test_open_idmaps(void **state)
 	(void)state;
 	char home[HOME_MAX];
 	btrfslayer *h;
-	btrfslayer_error *err;
 	const btrfslayer_idmap uids[] = { { 0, 100000, 65536 } };
 	const btrfslayer_idmap gids[] = { { 0, 200000, 65536 } };
 	const btrfslayer_idmap no_root[] = { { 1, 100000, 65536 } };
@@ -327,11 +295,11 @@ static void test_open_idmaps(void **state)
 	const btrfslayer_idmap overflow[] = { { 0, 0xfffffff0u, 0x20 } };
 
 	harness_new_home(home, sizeof(home));
-	expect_fail(btrfslayer_open(home, NULL, 0, no_root, 1, gids, 1, &h, &err), err,
+	expect_fail(btrfslayer_open(home, NULL, 0, no_root, 1, gids, 1, &h, ERR),
 		    -EINVAL, "container id 0 is not mapped");
-	expect_fail(btrfslayer_open(home, NULL, 0, uids, 1, overlapping, 2, &h, &err), err,
+	expect_fail(btrfslayer_open(home, NULL, 0, uids, 1, overlapping, 2, &h, ERR),
 		    -EINVAL, "overlap");
-	expect_fail(btrfslayer_open(home, NULL, 0, overflow, 1, gids, 1, &h, &err), err,
+	expect_fail(btrfslayer_open(home, NULL, 0, overflow, 1, gids, 1, &h, ERR),
 		    -EINVAL, "2^32");
 	assert_false(path_exists(home, "."));
 
@@ -355,10 +323,9 @@ static void test_open_bad_arguments(void **state)
 {
 	(void)state;
 	btrfslayer *h;
-	btrfslayer_error *err;
-	expect_fail(btrfslayer_open(NULL, NULL, 0, NULL, 0, NULL, 0, &h, &err), err, -EINVAL, "home");
-	expect_fail(btrfslayer_open("", NULL, 0, NULL, 0, NULL, 0, &h, &err), err, -EINVAL, "home");
-	expect_fail(btrfslayer_open(harness_btrfs(), NULL, 0, NULL, 0, NULL, 0, NULL, &err), err,
+	expect_fail(btrfslayer_open(NULL, NULL, 0, NULL, 0, NULL, 0, &h, ERR), -EINVAL, "home");
+	expect_fail(btrfslayer_open("", NULL, 0, NULL, 0, NULL, 0, &h, ERR), -EINVAL, "home");
+	expect_fail(btrfslayer_open(harness_btrfs(), NULL, 0, NULL, 0, NULL, 0, NULL, ERR),
 		    -EINVAL, "handle");
 	/* NULL err is allowed everywhere */
 	assert_int_equal(btrfslayer_open("", NULL, 0, NULL, 0, NULL, 0, &h, NULL), -EINVAL);
@@ -395,15 +362,14 @@ static void test_create_empty(void **state)
 static void test_create_existing(void **state)
 {
 	struct ctx *c = *state;
-	btrfslayer_error *err;
 	create(c, "base", NULL, 0);
 	char *path = layer(c, "base");
 	assert_int_equal(write_file(path, "keep", "me"), 0);
 	char *before = fs_state(c);
-	expect_fail(btrfslayer_create(c->h, "base", NULL, 0, NULL, NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(c->h, "base", NULL, 0, NULL, NULL, 0, ERR),
 		    -EEXIST, path);
 	create(c, "other", NULL, 0);
-	expect_fail(btrfslayer_create(c->h, "base", "other", 0, NULL, NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(c->h, "base", "other", 0, NULL, NULL, 0, ERR),
 		    -EEXIST, path);
 	assert_ok(btrfslayer_remove(c->h, "other", ERR));
 	char *after = fs_state(c);
@@ -417,9 +383,8 @@ static void test_create_existing(void **state)
 static void test_create_missing_parent(void **state)
 {
 	struct ctx *c = *state;
-	btrfslayer_error *err;
 	char *before = fs_state(c);
-	expect_fail(btrfslayer_create(c->h, "child", "nope", 0, NULL, NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(c->h, "child", "nope", 0, NULL, NULL, 0, ERR),
 		    -ENOENT, "/subvolumes/nope");
 	char *after = fs_state(c);
 	assert_string_equal(before, after);
@@ -486,7 +451,6 @@ static void test_read_only(void **state)
 static void test_create_arguments(void **state)
 {
 	struct ctx *c = *state;
-	btrfslayer_error *err;
 	create(c, "base", NULL, 0);
 	char *before = fs_state(c);
 	const char *size[] = { "size=10 apples" };
@@ -494,17 +458,17 @@ static void test_create_arguments(void **state)
 	const char *malformed[] = { "size" };
 	/* size limits have their own tests (test_quota.c); a bad one is
 	 * refused before quotas are turned on */
-	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, NULL, size, 1, &err), err,
+	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, NULL, size, 1, ERR),
 		    -EINVAL, "\"10 apples\"");
-	expect_fail(btrfslayer_create(c->h, "l", "base", 0, NULL, unknown, 1, &err), err,
+	expect_fail(btrfslayer_create(c->h, "l", "base", 0, NULL, unknown, 1, ERR),
 		    -EINVAL, "unknown storage option \"color\"");
-	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, NULL, malformed, 1, &err), err,
+	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, NULL, malformed, 1, ERR),
 		    -EINVAL, "\"size\"");
-	expect_fail(btrfslayer_create(c->h, "l", NULL, 0x2, NULL, NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(c->h, "l", NULL, 0x2, NULL, NULL, 0, ERR),
 		    -EINVAL, "unknown flags");
-	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, "not-a-label", NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(c->h, "l", NULL, 0, "not-a-label", NULL, 0, ERR),
 		    -EINVAL, "mount label");
-	expect_fail(btrfslayer_create(NULL, "l", NULL, 0, NULL, NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(NULL, "l", NULL, 0, NULL, NULL, 0, ERR),
 		    -EINVAL, "handle");
 	char *after = fs_state(c);
 	assert_string_equal(before, after);
@@ -539,22 +503,21 @@ static void test_label(void **state)
 static void test_get_missing(void **state)
 {
 	struct ctx *c = *state;
-	btrfslayer_error *err;
 	char *path = (char *)1, planted[PATH_MAX];
-	expect_fail(btrfslayer_get(c->h, "nope", NULL, &path, &err), err, -ENOENT,
+	expect_fail(btrfslayer_get(c->h, "nope", NULL, &path, ERR), -ENOENT,
 		    "/subvolumes/nope");
 	/* a symlink or a plain directory planted under subvolumes/ is no layer */
 	snprintf(planted, sizeof(planted), "%s/subvolumes/evil", c->home);
 	assert_int_equal(symlink("/", planted), 0);
-	expect_fail(btrfslayer_get(c->h, "evil", NULL, &path, &err), err, -ENOENT, "not a layer");
+	expect_fail(btrfslayer_get(c->h, "evil", NULL, &path, ERR), -ENOENT, "not a layer");
 	assert_int_equal(btrfslayer_exists(c->h, "evil", NULL), 0);
-	expect_fail(btrfslayer_remove(c->h, "evil", &err), err, -ENOENT, "not a layer");
+	expect_fail(btrfslayer_remove(c->h, "evil", ERR), -ENOENT, "not a layer");
 	snprintf(planted, sizeof(planted), "%s/subvolumes/plain", c->home);
 	assert_int_equal(mkdir(planted, 0700), 0);
-	expect_fail(btrfslayer_get(c->h, "plain", NULL, &path, &err), err, -ENOENT,
+	expect_fail(btrfslayer_get(c->h, "plain", NULL, &path, ERR), -ENOENT,
 		    "not a btrfs subvolume");
 	assert_int_equal(btrfslayer_exists(c->h, "plain", NULL), 0);
-	expect_fail(btrfslayer_create(c->h, "child", "evil", 0, NULL, NULL, 0, &err), err,
+	expect_fail(btrfslayer_create(c->h, "child", "evil", 0, NULL, NULL, 0, ERR),
 		    -ENOENT, "evil");
 	assert_true(path_exists("/", "."));
 }
@@ -604,11 +567,10 @@ static void test_remove_read_only_with_nested(void **state)
 static void test_remove_missing(void **state)
 {
 	struct ctx *c = *state;
-	btrfslayer_error *err;
-	expect_fail(btrfslayer_remove(c->h, "nope", &err), err, -ENOENT, "/subvolumes/nope");
+	expect_fail(btrfslayer_remove(c->h, "nope", ERR), -ENOENT, "/subvolumes/nope");
 	create(c, "once", NULL, 0);
 	assert_ok(btrfslayer_remove(c->h, "once", ERR));
-	expect_fail(btrfslayer_remove(c->h, "once", &err), err, -ENOENT, "/subvolumes/once");
+	expect_fail(btrfslayer_remove(c->h, "once", ERR), -ENOENT, "/subvolumes/once");
 }
 
 /* ---- ids ---------------------------------------------------------------------- */
@@ -625,23 +587,21 @@ static void test_bad_ids(void **state)
 	char *before = fs_state(c);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *id = bad[i];
-		btrfslayer_error *err;
 		char *path = NULL;
-		expect_fail(btrfslayer_create(c->h, id, NULL, 0, NULL, NULL, 0, &err), err,
+		expect_fail(btrfslayer_create(c->h, id, NULL, 0, NULL, NULL, 0, ERR),
 			    -EINVAL, "invalid layer id");
-		expect_fail(btrfslayer_create(c->h, id, "base", 0, NULL, NULL, 0, &err), err,
+		expect_fail(btrfslayer_create(c->h, id, "base", 0, NULL, NULL, 0, ERR),
 			    -EINVAL, "invalid layer id");
-		expect_fail(btrfslayer_create(c->h, "fine", id, 0, NULL, NULL, 0, &err), err,
+		expect_fail(btrfslayer_create(c->h, "fine", id, 0, NULL, NULL, 0, ERR),
 			    -EINVAL, "invalid parent id");
-		expect_fail(btrfslayer_remove(c->h, id, &err), err, -EINVAL, "invalid layer id");
-		expect_fail(btrfslayer_get(c->h, id, NULL, &path, &err), err, -EINVAL,
+		expect_fail(btrfslayer_remove(c->h, id, ERR), -EINVAL, "invalid layer id");
+		expect_fail(btrfslayer_get(c->h, id, NULL, &path, ERR), -EINVAL,
 			    "invalid layer id");
-		expect_fail(btrfslayer_exists(c->h, id, &err), err, -EINVAL, "invalid layer id");
-		expect_fail(btrfslayer_put(c->h, id, &err), err, -EINVAL, "invalid layer id");
+		expect_fail(btrfslayer_exists(c->h, id, ERR), -EINVAL, "invalid layer id");
+		expect_fail(btrfslayer_put(c->h, id, ERR), -EINVAL, "invalid layer id");
 		assert_null(path);
 	}
-	btrfslayer_error *err;
-	expect_fail(btrfslayer_exists(c->h, NULL, &err), err, -EINVAL, "layer id");
+	expect_fail(btrfslayer_exists(c->h, NULL, ERR), -EINVAL, "layer id");
 	char *after = fs_state(c);
 	assert_string_equal(before, after);
 	free(before);

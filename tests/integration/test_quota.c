@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "btrfslayer.h"
+#include "check.h"
 #include "harness.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -35,34 +36,6 @@ struct ctx {
 	char home[HOME_MAX];
 	btrfslayer *h;
 };
-
-#define assert_ok(call)                                                          \
-	do {                                                                     \
-		btrfslayer_error *e_ = NULL;                                     \
-		int r_ = (call);                                                 \
-		if (r_ < 0)                                                      \
-			fail_msg("%s = %d: %s", #call, r_,                       \
-				 btrfslayer_error_message(e_));                  \
-	} while (0)
-#define ERR (&e_)
-
-#define expect_fail(call, err, code, needle)                                     \
-	do {                                                                     \
-		int r__ = (call);                                                \
-		check_fail(r__, err, code, needle);                              \
-	} while (0)
-
-static void check_fail(int r, btrfslayer_error *err, int code, const char *needle)
-{
-	if (r != code)
-		fail_msg("expected %d, got %d (%s)", code, r,
-			 err ? btrfslayer_error_message(err) : "no error object");
-	assert_non_null(err);
-	assert_int_equal(btrfslayer_error_code(err), code);
-	if (needle && !strstr(btrfslayer_error_message(err), needle))
-		fail_msg("message \"%s\" lacks \"%s\"", btrfslayer_error_message(err), needle);
-	btrfslayer_error_free(err);
-}
 
 /* Run `btrfs ARGS... MOUNT`, which must succeed. */
 static void btrfs_cmd(const char *a, const char *b)
@@ -277,8 +250,7 @@ static void test_limit_survives_reopen_and_reset(void **state)
 	/* a quota reset drops every limit; get() applies it again */
 	btrfs_cmd("quota", "disable");
 	btrfslayer_usage none;
-	btrfslayer_error *err;
-	expect_fail(btrfslayer_get_usage(c->h, "kept", 0, &none, sizeof(none), &err), err,
+	expect_fail(btrfslayer_get_usage(c->h, "kept", 0, &none, sizeof(none), ERR),
 		    -BTRFSLAYER_ENOQUOTA, "quotas are off");
 	if (!strcmp(mode, "qgroup")) {
 		/* the administrator turns quotas on again, without limits */
@@ -376,9 +348,8 @@ static void test_bad_sizes_make_nothing(void **state)
 	snprintf(quotas, sizeof(quotas), "%s/quotas", c->home);
 	int qgroups = count_qgroups();
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		btrfslayer_error *err;
 		const char *opts[] = { bad[i].opt };
-		expect_fail(btrfslayer_create(c->h, "bad", NULL, 0, NULL, opts, 1, &err), err,
+		expect_fail(btrfslayer_create(c->h, "bad", NULL, 0, NULL, opts, 1, ERR),
 			    -EINVAL, bad[i].needle);
 		assert_int_equal(count_entries(subvolumes), 0);
 		assert_int_equal(count_entries(quotas), 0);
@@ -393,7 +364,6 @@ static void test_set_and_clear(void **state)
 {
 	struct ctx *c = *state;
 	char buf[64];
-	btrfslayer_error *err;
 	create_sized(c, "l", NULL, NULL);
 	assert_false(quota_file(c, "l", buf, sizeof(buf)));
 	assert_ok(btrfslayer_set_quota(c->h, "l", 20 * MiB, ERR));
@@ -414,19 +384,19 @@ static void test_set_and_clear(void **state)
 	assert_int_equal(write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
 	free(dir);
 
-	expect_fail(btrfslayer_set_quota(c->h, "l", 0, &err), err, -EINVAL, "above 0");
-	expect_fail(btrfslayer_set_quota(c->h, "nope", MiB, &err), err, -ENOENT,
+	expect_fail(btrfslayer_set_quota(c->h, "l", 0, ERR), -EINVAL, "above 0");
+	expect_fail(btrfslayer_set_quota(c->h, "nope", MiB, ERR), -ENOENT,
 		    "set size limit: ");
-	expect_fail(btrfslayer_clear_quota(c->h, "nope", &err), err, -ENOENT, c->home);
-	expect_fail(btrfslayer_set_quota(c->h, "../x", MiB, &err), err, -EINVAL, "layer id");
+	expect_fail(btrfslayer_clear_quota(c->h, "nope", ERR), -ENOENT, c->home);
+	expect_fail(btrfslayer_set_quota(c->h, "../x", MiB, ERR), -EINVAL, "layer id");
 	btrfslayer_usage small;
-	expect_fail(btrfslayer_get_usage(c->h, "l", 0, &small, 8, &err), err, -EINVAL,
+	expect_fail(btrfslayer_get_usage(c->h, "l", 0, &small, 8, ERR), -EINVAL,
 		    "out_size");
-	expect_fail(btrfslayer_get_usage(c->h, "l", 0x80, &small, sizeof(small), &err), err,
+	expect_fail(btrfslayer_get_usage(c->h, "l", 0x80, &small, sizeof(small), ERR),
 		    -EINVAL, "flags");
 	assert_ok(btrfslayer_close(c->h, ERR));
 	open_store(c, "btrfs.min_space=1G");
-	expect_fail(btrfslayer_set_quota(c->h, "l", 512 * MiB, &err), err, -EINVAL,
+	expect_fail(btrfslayer_set_quota(c->h, "l", 512 * MiB, ERR), -EINVAL,
 		    "min_space");
 	assert_int_equal(usage(c, "l").limit, 0);
 }
@@ -547,13 +517,12 @@ static void test_mode_conflict(void **state)
 	struct ctx *c = *state;
 	char other[64], home[HOME_MAX];
 	btrfslayer *h = NULL;
-	btrfslayer_error *err;
 	create_sized(c, "l", NULL, "size=8M");
 	snprintf(other, sizeof(other), "btrfs.quota_mode=%s",
 		 !strcmp(mode, "simple") ? "qgroup" : "simple");
 	const char *opts[] = { other };
 	harness_new_home(home, sizeof(home));
-	expect_fail(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, &err), err, -EBUSY,
+	expect_fail(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, ERR), -EBUSY,
 		    "already on");
 	assert_null(h);
 	assert_int_equal(usage(c, "l").limit, 8 * MiB);
@@ -619,10 +588,9 @@ static void test_simple_unsupported(void **state)
 	(void)state;
 	char home[HOME_MAX];
 	btrfslayer *h = NULL;
-	btrfslayer_error *err;
 	const char *opts[] = { "btrfs.quota_mode=simple" };
 	harness_new_home(home, sizeof(home));
-	expect_fail(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, &err), err,
+	expect_fail(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, ERR),
 		    -EOPNOTSUPP, "Linux 6.7");
 	assert_false(quotas_on());
 }
