@@ -295,10 +295,9 @@ int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid)
 	return qgroup_create_or_destroy(fd, qgroupid, false);
 }
 
-/* Copy the quota tree's item (0, type, qgroupid) into item (zero-filled when
- * shorter); -ENOENT when there is none or quotas are off. */
-static int quota_tree_item(int fd, uint8_t type, uint64_t qgroupid,
-			   void *item, size_t size, size_t min_len)
+/* Copy the quota tree's item (0, type, qgroupid), of `size` bytes, into
+ * item; -ENOENT when there is none or quotas are off. */
+static int quota_tree_item(int fd, uint8_t type, uint64_t qgroupid, void *item, size_t size)
 {
 	struct btrfs_ioctl_search_args args;
 	struct btrfs_ioctl_search_header header;
@@ -314,11 +313,10 @@ static int quota_tree_item(int fd, uint8_t type, uint64_t qgroupid,
 	if (args.key.nr_items == 0)
 		return -ENOENT;
 	memcpy(&header, args.buf, sizeof(header));
-	if (header.type != type || header.offset != qgroupid || header.len < min_len ||
+	if (header.type != type || header.offset != qgroupid || header.len < size ||
 	    header.len > sizeof(args.buf) - sizeof(header))
 		return -EIO;
-	memset(item, 0, size);
-	memcpy(item, args.buf + sizeof(header), header.len < size ? header.len : size);
+	memcpy(item, args.buf + sizeof(header), size);
 	return 0;
 }
 
@@ -327,15 +325,13 @@ int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out)
 	struct btrfs_qgroup_info_item info;
 	struct btrfs_qgroup_limit_item limit;
 
-	int r = quota_tree_item(fd, BTRFS_QGROUP_INFO_KEY, qgroupid, &info,
-				sizeof(info), sizeof(info));
+	int r = quota_tree_item(fd, BTRFS_QGROUP_INFO_KEY, qgroupid, &info, sizeof(info));
 	if (r < 0)
 		return r;
 	out->referenced = le64toh(info.rfer);
 	out->exclusive = le64toh(info.excl);
 	out->max_referenced = 0;
-	r = quota_tree_item(fd, BTRFS_QGROUP_LIMIT_KEY, qgroupid, &limit,
-			    sizeof(limit), sizeof(limit));
+	r = quota_tree_item(fd, BTRFS_QGROUP_LIMIT_KEY, qgroupid, &limit, sizeof(limit));
 	if (r == -ENOENT)	/* never limited */
 		return 0;
 	if (r < 0)
