@@ -347,7 +347,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	if (r == 0)
 		r = open_layout(h, made, err);
 	if (r == 0 && quotas_wanted)
-		r = bl_quota_ensure(h, err);
+		r = bl_quota_open(h, err);
 	if (r < 0) {
 		btrfslayer_error *cleanup = NULL;
 		if (h->home_fd >= 0)

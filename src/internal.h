@@ -244,10 +244,13 @@ int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out);
 const char *bl_quota_mode_name(enum bl_quota_mode mode);
 /* "qgroup" or "simple"; -EINVAL for anything else. */
 int bl_quota_parse_mode(const char *value, enum bl_quota_mode *mode);
-/* Make sure quotas are on: turn them on in h's mode (btrfs.quota_mode, else
- * simple where the kernel has them, else qgroup) when they are off; -EBUSY
- * when btrfs.quota_mode asks for another mode than the one that is on. */
+/* Make sure quotas are on, in whatever mode: turn them on in h's mode
+ * (btrfs.quota_mode, else simple where the kernel has them, else qgroup)
+ * when they are off. */
 int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err);
+/* The same at open, where btrfs.quota_mode must also match the mode that is
+ * on (-EBUSY otherwise). */
+int bl_quota_open(btrfslayer *h, btrfslayer_error **err);
 /* A size limit must be above 0 and at least btrfs.min_space (-EINVAL).
  * `given` is the text the caller wrote, for the message, or NULL. */
 int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,

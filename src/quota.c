@@ -84,12 +84,24 @@ static int enable_locked(btrfslayer *h, enum bl_quota_mode *mode,
 	return 0;
 }
 
+static int ensure(btrfslayer *h, enum bl_quota_mode *mode, btrfslayer_error **err)
+{
+	pthread_mutex_lock(&h->quota_lock);
+	int r = enable_locked(h, mode, err);
+	pthread_mutex_unlock(&h->quota_lock);
+	return r;
+}
+
 int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err)
 {
 	enum bl_quota_mode mode;
-	pthread_mutex_lock(&h->quota_lock);
-	int r = enable_locked(h, &mode, err);
-	pthread_mutex_unlock(&h->quota_lock);
+	return ensure(h, &mode, err);
+}
+
+int bl_quota_open(btrfslayer *h, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	int r = ensure(h, &mode, err);
 	if (r < 0 || h->quota_mode == BL_QUOTA_OFF || mode == h->quota_mode)
 		return r;
 	/* switching means disabling, which drops every limit on the filesystem */

@@ -875,6 +875,27 @@ static void add_quota_file_cases(void)
 					  .check = check_limit_8m });
 }
 
+/* What stands at the row's id is not a layer (`why`, in the message): get,
+ * remove and create-from-parent fail with -ENOENT naming the path, and
+ * exists() says 0. */
+static void add_not_a_layer_rows(struct row r, const char *what, const char *why)
+{
+	static const struct {
+		enum op op;
+		const char *verb;
+	} calls[] = {
+		{ OP_GET, "get" }, { OP_REMOVE, "remove" }, { OP_CHILD, "create from parent" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(calls); i++) {
+		r.op = calls[i].op, r.expect = -ENOENT, r.needle = "@", r.needle2 = why;
+		r.name = ownf("%s: %s", calls[i].verb, what);
+		add(r);
+	}
+	r.op = OP_EXISTS, r.expect = 0, r.needle = r.needle2 = NULL;
+	r.name = ownf("exists: %s", what);
+	add(r);
+}
+
 static void add_layer_plant_cases(void)
 {
 	const struct {
@@ -907,22 +928,11 @@ static void add_layer_plant_cases(void)
 		struct row r = { "planted-layer", NULL, .plant = plants[i].plant,
 				 .at = "subvolumes/x", .plant_arg = plants[i].arg,
 				 .with_layer = "base", .call = { .id = "x" } };
-		r.op = OP_GET, r.expect = -ENOENT, r.needle = "@", r.needle2 = plants[i].why;
-		r.name = ownf("get: subvolumes/x is %s", plants[i].name);
-		add(r);
-		r.op = OP_REMOVE;
-		r.name = ownf("remove: subvolumes/x is %s", plants[i].name);
-		add(r);
-		r.op = OP_CHILD;
-		r.name = ownf("create from parent: subvolumes/x is %s", plants[i].name);
-		add(r);
-		r.op = OP_CREATE, r.expect = -EEXIST, r.needle2 = "create layer";
+		add_not_a_layer_rows(r, ownf("subvolumes/x is %s", plants[i].name), plants[i].why);
+		r.op = OP_CREATE, r.expect = -EEXIST, r.needle = "@", r.needle2 = "create layer";
 		r.name = ownf("create over: subvolumes/x is %s", plants[i].name);
 		add(r);
-		r.op = OP_EXISTS, r.expect = 0, r.needle = r.needle2 = NULL;
-		r.name = ownf("exists: subvolumes/x is %s", plants[i].name);
-		add(r);
-		r.op = OP_LAYERS, r.check = check_only_real_layers;
+		r.op = OP_LAYERS, r.expect = 0, r.needle = r.needle2 = NULL, r.check = check_only_real_layers;
 		r.name = ownf("layers: subvolumes/x is %s", plants[i].name);
 		add(r);
 		r.op = OP_STATUS, r.check = check_status_one_layer;
@@ -949,18 +959,7 @@ static void add_swapped_layer_cases(void)
 		struct row r = { "swapped-layer", NULL, .plant = swaps[i].plant,
 				 .at = "subvolumes/victim", .plant_arg = swaps[i].arg,
 				 .with_layer = "victim", .call = { .id = "victim" } };
-		r.op = OP_GET, r.expect = -ENOENT, r.needle = "@", r.needle2 = swaps[i].why;
-		r.name = ownf("get: layer replaced by %s", swaps[i].name);
-		add(r);
-		r.op = OP_REMOVE;
-		r.name = ownf("remove: layer replaced by %s", swaps[i].name);
-		add(r);
-		r.op = OP_CHILD;
-		r.name = ownf("create from parent: layer replaced by %s", swaps[i].name);
-		add(r);
-		r.op = OP_EXISTS, r.expect = 0, r.needle = r.needle2 = NULL;
-		r.name = ownf("exists: layer replaced by %s", swaps[i].name);
-		add(r);
+		add_not_a_layer_rows(r, ownf("layer replaced by %s", swaps[i].name), swaps[i].why);
 	}
 	/* hostile content inside a layer is the container's business: removing
 	 * or snapshotting the layer must not follow it out */

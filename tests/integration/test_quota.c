@@ -531,6 +531,35 @@ static void test_mode_conflict(void **state)
 						     : BTRFSLAYER_QUOTA_QGROUP);
 }
 
+/* Switching modes is the administrator's; a handle opened before keeps
+ * working, and get() applies recorded limits in whatever mode is on. */
+static void test_mode_switched_under_handle(void **state)
+{
+	struct ctx *c = *state;
+	const char *other = !strcmp(mode, "simple") ? "qgroup" : "simple";
+	create_sized(c, "l", NULL, "size=8M");
+	btrfs_cmd("quota", "disable");
+	if (!strcmp(other, "qgroup")) {
+		btrfs_cmd("quota", "enable");
+	} else {	/* btrfs-progs 6.2 cannot: a handle asking for it does */
+		char home[HOME_MAX], opt[] = "btrfs.quota_mode=simple";
+		const char *opts[] = { opt };
+		btrfslayer *h;
+		harness_new_home(home, sizeof(home));
+		assert_ok(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, ERR));
+		assert_ok(btrfslayer_close(h, ERR));
+	}
+	free(layer_path(c, "l"));
+	btrfslayer_usage u = usage(c, "l");
+	assert_int_equal(u.limit, 8 * MiB);
+	assert_int_equal(u.quota_mode, !strcmp(other, "simple") ? BTRFSLAYER_QUOTA_SIMPLE
+								: BTRFSLAYER_QUOTA_QGROUP);
+	/* back to the group's mode for what follows */
+	btrfs_cmd("quota", "disable");
+	assert_ok(btrfslayer_close(c->h, ERR));
+	open_store(c, NULL);
+}
+
 static void test_status_reports_quotas(void **state)
 {
 	struct ctx *c = *state;
@@ -612,6 +641,7 @@ int main(void)
 		T(test_parent_removed_before_child),
 		T(test_mode_conflict),
 		T(test_status_reports_quotas),
+		T(test_mode_switched_under_handle),
 	};
 	int failed = cmocka_run_group_tests_name("integration.quota.qgroup", tests,
 						 start_qgroup, NULL);
