@@ -32,15 +32,14 @@ int bl_check_component(const char *name)
 	return memchr(name, '/', len) ? -EINVAL : 0;
 }
 
-/* The id of the mount that name in dirfd ("" for dirfd itself) is on. */
-static int mount_id(int dirfd, const char *name, uint64_t *id)
+int bl_mount_id(int dirfd, const char *name, uint64_t *id)
 {
 	struct statx stx;
 	int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (*name ? 0 : AT_EMPTY_PATH);
 	if (statx(dirfd, name, flags, STATX_MNT_ID, &stx) < 0)
 		return -errno;
 	if (!(stx.stx_mask & STATX_MNT_ID))
-		return -EOPNOTSUPP;
+		return -EOPNOTSUPP;	/* before Linux 5.8 */
 	*id = stx.stx_mnt_id;
 	return 0;
 }
@@ -49,9 +48,9 @@ static int mount_id(int dirfd, const char *name, uint64_t *id)
 static int same_mount(int dirfd, const char *name)
 {
 	uint64_t here, there;
-	int r = mount_id(dirfd, "", &here);
+	int r = bl_mount_id(dirfd, "", &here);
 	if (r == 0)
-		r = mount_id(dirfd, name, &there);
+		r = bl_mount_id(dirfd, name, &there);
 	if (r == -EOPNOTSUPP || r == -ENOSYS)
 		return 0;	/* before Linux 5.8: openat2 did the check */
 	if (r < 0)

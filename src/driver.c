@@ -150,12 +150,12 @@ static int open_dir(int dirfd, const char *name, const char *path, btrfslayer_er
 	return bl_fail(err, fd, "open directory: %s", path);
 }
 
-/* Open directory `name` of dirfd, creating it when missing (*made says so),
- * with the layout's owner and mode. */
-static int open_or_make_dir(int dirfd, const char *name, mode_t mode, uid_t uid,
-			    gid_t gid, bool *made, const char *path, btrfslayer_error **err)
+/* Finish what open_dir() found at `name`: when it was missing (-ENOENT),
+ * make it (*made says so) and open it; then give it the layout's owner and
+ * mode. */
+static int make_dir_if_missing(int fd, int dirfd, const char *name, mode_t mode, uid_t uid,
+			       gid_t gid, bool *made, const char *path, btrfslayer_error **err)
 {
-	int fd = open_dir(dirfd, name, path, err);
 	*made = false;
 	if (fd == -ENOENT) {
 		*made = mkdirat(dirfd, name, mode) == 0;
@@ -222,9 +222,9 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 	if (exists) {
 		r = set_layout(h->home_fd, HOME_MODE, geteuid(), h->root_gid, home, err);
 	} else {
-		bool made;
-		r = open_or_make_dir(parent_fd, base, HOME_MODE, geteuid(), h->root_gid,
-				     &made, home, err);
+		bool made;	/* an empty home a failed open made stays */
+		r = make_dir_if_missing(-ENOENT, parent_fd, base, HOME_MODE, geteuid(),
+					h->root_gid, &made, home, err);
 		if (r >= 0) {
 			h->home_fd = r;
 			r = 0;
@@ -251,44 +251,46 @@ static int resolve_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 	return 0;
 }
 
-/* subvolumes/, which must be on home's btrfs, then quotas/.  `made` says
- * which of them this call created, for undo_layout(). */
+/* subvolumes/, which must be on home's btrfs, and quotas/.  Whatever is
+ * planted at either is refused before the other is made; `made` says which
+ * of them this call created, for undo_layout(). */
 static int open_layout(btrfslayer *h, bool made[2], btrfslayer_error **err)
 {
-	static const char *const names[] = { SUBVOLUMES, BL_QUOTAS };
-	char path[PATH_MAX];
-	uint8_t home_fs[16], subvolumes_fs[16];
+	static const char *const names[2] = { SUBVOLUMES, BL_QUOTAS };
+	static const mode_t modes[2] = { HOME_MODE, QUOTAS_MODE };
+	int *fds[2] = { &h->subvolumes_fd, &h->quotas_fd };
+	char paths[2][PATH_MAX];
+	int found[2], r = 0;
 
-	/* refuse whatever is planted at either before making the other */
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", h->home, names[i]);
-		int fd = open_dir(h->home_fd, names[i], path, err);
-		if (fd < 0 && fd != -ENOENT)
-			return fd;
-		if (fd >= 0)
-			close(fd);
+	for (int i = 0; i < 2; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", h->home, names[i]);
+		found[i] = r < 0 ? -ENOENT : open_dir(h->home_fd, names[i], paths[i], err);
+		if (found[i] < 0 && found[i] != -ENOENT)
+			r = found[i];
 	}
-
-	snprintf(path, sizeof(path), "%s/" SUBVOLUMES, h->home);
-	int fd = open_or_make_dir(h->home_fd, SUBVOLUMES, HOME_MODE, geteuid(), h->root_gid,
-				  &made[0], path, err);
-	if (fd < 0)
-		return fd;
-	h->subvolumes_fd = fd;
-	int r = bl_ioctl_fs_uuid(h->home_fd, home_fs);
-	if (r == 0)
-		r = bl_ioctl_fs_uuid(fd, subvolumes_fs);
+	for (int i = 0; i < 2; i++) {
+		if (r < 0) {
+			if (found[i] >= 0)
+				close(found[i]);
+			continue;
+		}
+		r = make_dir_if_missing(found[i], h->home_fd, names[i], modes[i], geteuid(),
+					h->root_gid, &made[i], paths[i], err);
+		if (r >= 0)
+			*fds[i] = r;
+	}
 	if (r < 0)
-		return bl_fail(err, r, "check filesystem: %s", path);
-	if (memcmp(home_fs, subvolumes_fs, sizeof(home_fs)))
-		return bl_fail_msg(err, -EXDEV, "check filesystem: %s: not on home's btrfs filesystem", path);
+		return r;
 
-	snprintf(path, sizeof(path), "%s/" BL_QUOTAS, h->home);
-	fd = open_or_make_dir(h->home_fd, BL_QUOTAS, QUOTAS_MODE, geteuid(), h->root_gid,
-			      &made[1], path, err);
-	if (fd < 0)
-		return fd;
-	h->quotas_fd = fd;
+	uint8_t home_fs[16], subvolumes_fs[16];
+	r = bl_ioctl_fs_uuid(h->home_fd, home_fs);
+	if (r == 0)
+		r = bl_ioctl_fs_uuid(h->subvolumes_fd, subvolumes_fs);
+	if (r < 0)
+		return bl_fail(err, r, "check filesystem: %s", paths[0]);
+	if (memcmp(home_fs, subvolumes_fs, sizeof(home_fs)))
+		return bl_fail_msg(err, -EXDEV, "check filesystem: %s: not on home's btrfs filesystem",
+				   paths[0]);
 	return 0;
 }
 
@@ -666,17 +668,6 @@ out:
 	return r;
 }
 
-/* get(): apply the recorded limit again, in case quotas were reset. */
-static int reapply_limit(btrfslayer *h, const char *id, int fd, const char *path,
-			 btrfslayer_error **err)
-{
-	uint64_t size;
-	if (bl_quota_file_read(h, id, &size) < 0)
-		return 0;	/* none, or garbage: logged, never a wrong limit */
-	int r = bl_quota_ensure(h, err);
-	return r < 0 ? r : bl_quota_limit(fd, size, path, err);
-}
-
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err)
@@ -694,7 +685,7 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 	int fd = bl_open_layer(h, id, "get layer", err);
 	if (fd >= 0) {
 		bl_layer_path(h, id, layer, sizeof(layer));
-		r = reapply_limit(h, id, fd, layer, err);
+		r = bl_quota_reapply(h, id, fd, layer, err);
 	}
 	bl_id_unlock(h, id);
 	if (fd < 0)

@@ -260,6 +260,11 @@ int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 			btrfslayer_error **err);
 /* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of. */
 int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
+/* get(): apply the limit recorded for layer `id` (open as fd) again when the
+ * kernel no longer has it, in case quotas were reset; turns quotas on when
+ * needed.  No or a garbage record is not an error (garbage is logged). */
+int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
+		     btrfslayer_error **err);
 /* A snapshot taken with full qgroups gets its source's limit from the
  * kernel; a layer must have only the limit it was given: clear it. */
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);
@@ -309,6 +314,9 @@ int bl_open_path_beneath(int dirfd, const char *path);
  * not a symlink), 0 if it is something else, a negative errno (-ENOENT when
  * missing) on failure. */
 int bl_lookup_layer(int dirfd, const char *name);
+/* The id of the mount `name` in dirfd ("": dirfd itself) is on, as in
+ * /proc/self/mountinfo (statx; -EOPNOTSUPP before Linux 5.8). */
+int bl_mount_id(int dirfd, const char *name, uint64_t *id);
 /* 0 if resolving `path` now reaches the file fd holds; -ESTALE if it reaches
  * something else or nothing (a component was moved, replaced or symlinked). */
 int bl_path_leads_to(const char *path, int fd);

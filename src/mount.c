@@ -24,18 +24,6 @@
 
 #define MOUNT_TABLE "/proc/self/mountinfo"
 
-/* The id of the mount fd is on, as in the mount table. */
-static int mount_id_of(int fd, uint64_t *id)
-{
-	struct statx stx;
-	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
-		return -errno;
-	if (!(stx.stx_mask & STATX_MNT_ID))
-		return -EOPNOTSUPP;	/* kernel older than 5.8 */
-	*id = stx.stx_mnt_id;
-	return 0;
-}
-
 /* The id of the topmost mount whose mount point is `path` (canonical), or 0
  * when path is no mount point. */
 static int topmost_mount_at(const char *path, uint64_t *id)
@@ -64,7 +52,7 @@ static int bind_by_fd(btrfslayer *h, uint64_t *made, int *fd)
 		return -errno;
 	/* the clone keeps its id when attached: learn it before that, so that
 	 * once attached, nothing stands between the mount and its record */
-	int r = mount_id_of(tree, made);
+	int r = bl_mount_id(tree, "", made);
 	if (r == 0 && move_mount(tree, "", h->home_fd, "",
 				 MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		r = -errno;
@@ -84,7 +72,7 @@ static int bind_by_path(btrfslayer *h, uint64_t *made, int *fd)
 	if (mount(h->home, h->home, "none", MS_BIND, NULL) < 0)
 		return -errno;
 	*fd = open(h->home, BL_DIR_FLAGS);
-	int r = *fd < 0 ? -errno : mount_id_of(*fd, made);
+	int r = *fd < 0 ? -errno : bl_mount_id(*fd, "", made);
 	if (r == 0 && (fstat(*fd, &new) < 0 || fstat(h->home_fd, &old) < 0))
 		r = -errno;
 	if (r == 0 && (new.st_dev != old.st_dev || new.st_ino != old.st_ino))
@@ -103,7 +91,7 @@ int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
 	uint64_t at_home, home_fd_on, made;
 	int r = topmost_mount_at(h->home, &at_home);
 	if (r == 0)
-		r = mount_id_of(h->home_fd, &home_fd_on);
+		r = bl_mount_id(h->home_fd, "", &home_fd_on);
 	if (r < 0)
 		return bl_fail(err, r, "look up home in the mount table " MOUNT_TABLE ": %s",
 			       h->home);

@@ -178,6 +178,23 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
 	return bl_quota_limit(fd, 0, path, err);
 }
 
+int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
+		     btrfslayer_error **err)
+{
+	uint64_t size, subvolume;
+	struct bl_qgroup qgroup;
+	if (bl_quota_file_read(h, id, &size) < 0)
+		return 0;	/* none, or garbage: logged, never a wrong limit */
+	int r = bl_quota_ensure(h, err);
+	if (r < 0)
+		return r;
+	/* a read of the quota tree is cheaper than the limit's transaction */
+	if (bl_ioctl_subvolume_id(fd, &subvolume) == 0 &&
+	    bl_ioctl_qgroup_info(fd, subvolume, &qgroup) == 0 && qgroup.max_referenced == size)
+		return 0;
+	return bl_quota_limit(fd, size, path, err);
+}
+
 /* ---- HOME/quotas/<id> ------------------------------------------------------ */
 
 static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t len)
