@@ -16,7 +16,9 @@
  *   thread, so it is safe from Go (goroutines move between OS threads).
  * - Every argument is checked before anything on disk changes: a call that
  *   fails on its arguments has no side effect.
- * - A handle may be used from many threads at once.
+ * - A handle may be used from many threads at once, and several handles, in
+ *   one process or many, may share a home (see "Threads, processes and
+ *   crashes" below).
  * - The library never prints; see btrfslayer_set_log_fn().
  * - Strings are C strings: one ends at its first NUL, and only what comes
  *   before it is seen and checked ("btrfs.min_space=1G\0junk" is
@@ -36,6 +38,38 @@
  * - get() hands out a path string, so it checks that the path still leads
  *   to the layer: -ESTALE if home or HOME/subvolumes was moved or replaced
  *   since open (open the home again).
+ * - HOME/.lock that is a symlink (-ELOOP) or not a regular file (-EINVAL;
+ *   a fifo never blocks open): refused at open.
+ *
+ * Threads, processes and crashes.  Every call is atomic as the next call,
+ * the next open or another process sees it: a layer is there whole (with
+ * its owner, label, read-only flag, size limit and recorded limit) or not
+ * at all.  create builds the layer under a reserved name
+ * (HOME/subvolumes/.tmp-*) and renames it to its id last; remove renames it
+ * to a reserved tombstone (.tomb-*) first, so exists() is 0 from then on.
+ * With one handle or several, from any threads:
+ * - two creates of one id: one returns 0, the others -EEXIST, and the
+ *   losers leave nothing behind;
+ * - create, remove, get and the quota calls on one id see each other whole:
+ *   remove of a layer being created finds it complete or -ENOENT; a second
+ *   remove of a layer gets -ENOENT;
+ * - create from a parent being removed makes a complete snapshot of the
+ *   parent, taken before its deletion, or fails with -ENOENT: never a child
+ *   of a half-removed parent;
+ * - get() of a layer being removed returns its path or -ENOENT; a path
+ *   handed out before the removal stops leading to the layer.
+ * Handles sharing a home: each holds a slot in HOME/.lock (an open file
+ * description lock, released when the handle is closed or its process dies,
+ * however it dies), and the steps that rename a layer or write its quota
+ * file take a lock in that file too.  A home may be opened by up to 4096
+ * handles at once (-EBUSY beyond).
+ * Recovery: open sweeps what handles that died mid-call left: it finishes
+ * removals (tombstones), deletes unfinished layers and quota files that
+ * belong to no layer, and destroys the qgroups of deleted subvolumes that
+ * the kernel keeps (quotas/.qgroup-<n> records them before a subvolume is
+ * deleted).  What a live handle is still building is left to it.  Each
+ * step is logged (BTRFSLAYER_LOG_INFO, "recovery: ...") and status() counts
+ * them.  A step that fails is logged as a warning and does not fail open.
  */
 #ifndef BTRFSLAYER_H
 #define BTRFSLAYER_H
@@ -121,8 +155,9 @@ typedef struct btrfslayer_idmap {
 /*
  * Open (creating if needed) the store at `home`.  If home exists it must be on
  * btrfs, else its parent must be; otherwise -BTRFSLAYER_ENOTBTRFS.  A home that
- * is a symlink is refused (-ELOOP).  Creates home, HOME/subvolumes and
- * HOME/quotas.  A symlink, a non-directory (-ENOTDIR) or a mount point
+ * is a symlink is refused (-ELOOP).  Creates home, HOME/subvolumes,
+ * HOME/quotas and HOME/.lock (never removed), then runs the recovery sweep
+ * (see "Threads, processes and crashes" above).  A symlink, a non-directory (-ENOTDIR) or a mount point
  * (-EXDEV) at either is refused before anything is made; an open that fails
  * later removes the ones it made (an empty home it made stays).
  *
@@ -323,7 +358,12 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err);
 
 /* What a runtime shows in `info`: library version, home, filesystem uuid,
- * quota mode, the kernel's btrfs features, layer count.  Keys are stable. */
+ * quota mode, the kernel's btrfs features, layer count, and what the
+ * recovery sweep of this handle's open did: sweep_tombstones (removals
+ * finished), sweep_temporaries (unfinished layers deleted),
+ * sweep_quota_files (quota files of no layer deleted), sweep_qgroups
+ * (qgroups of deleted subvolumes destroyed), sweep_left (leftovers kept: a
+ * live handle's, or a deletion that failed).  Keys are stable. */
 BTRFSLAYER_API int btrfslayer_status(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err);
 

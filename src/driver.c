@@ -18,9 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -41,38 +39,30 @@ void bl_layer_path(const btrfslayer *h, const char *name, char *buf, size_t len)
 	snprintf(buf, len, "%s/" SUBVOLUMES "/%s", h->home, name);
 }
 
-void bl_reserved_name(const char *prefix, char buf[BL_RESERVED_NAME_MAX])
-{
-	uint64_t r;
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-		/* entropy pool not ready at early boot: unique is enough */
-		static uint64_t counter;
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-		    ((uint64_t)getpid() << 40) ^ __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-	}
-	snprintf(buf, BL_RESERVED_NAME_MAX, "%s%016" PRIx64, prefix, r);
-}
-
 /* FNV-1a: any fixed spread will do, ids are not adversarial here (a
  * collision only makes two ids share a lock). */
-static pthread_mutex_t *id_lock(btrfslayer *h, const char *id)
+static unsigned id_lock_index(const char *id)
 {
 	uint32_t hash = 2166136261u;
 	for (; *id; id++)
 		hash = (hash ^ (unsigned char)*id) * 16777619u;
-	return &h->id_locks[hash % BL_ID_LOCKS];
+	return hash % BL_ID_LOCKS;
 }
 
+/* The handle's mutex first: the byte lock in HOME/.lock belongs to the
+ * handle's open file, so it keeps other handles out but not our threads. */
 void bl_id_lock(btrfslayer *h, const char *id)
 {
-	pthread_mutex_lock(id_lock(h, id));
+	unsigned i = id_lock_index(id);
+	pthread_mutex_lock(&h->id_locks[i]);
+	bl_session_lock_id(h, i);
 }
 
 void bl_id_unlock(btrfslayer *h, const char *id)
 {
-	pthread_mutex_unlock(id_lock(h, id));
+	unsigned i = id_lock_index(id);
+	bl_session_unlock_id(h, i);
+	pthread_mutex_unlock(&h->id_locks[i]);
 }
 
 /* ---- open / close --------------------------------------------------------- */
@@ -327,7 +317,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	btrfslayer *h = calloc(1, sizeof(*h));
 	if (!h)
 		return bl_fail(err, -ENOMEM, "open: %s", home);
-	h->home_fd = h->subvolumes_fd = h->quotas_fd = -1;
+	h->home_fd = h->subvolumes_fd = h->quotas_fd = h->lock_fd = -1;
 	h->mount_home = true;
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_init(&h->id_locks[i], NULL);
@@ -348,8 +338,12 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	bool made[2] = { false, false };
 	if (r == 0)
 		r = open_layout(h, made, err);
+	if (r == 0)
+		r = bl_session_open(h, err);
 	if (r == 0 && quotas_wanted)
 		r = bl_quota_open(h, err);
+	if (r == 0)
+		bl_sweep(h);
 	if (r < 0) {
 		btrfslayer_error *cleanup = NULL;
 		if (h->home_fd >= 0)
@@ -375,6 +369,7 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	/* every fd on home's mount goes before the unmount */
 	if (h->quotas_fd >= 0)
 		close(h->quotas_fd);
+	bl_session_close(h);
 	int r = bl_home_unmount(h, err);
 	if (h->subvolumes_fd >= 0)
 		close(h->subvolumes_fd);
@@ -546,7 +541,7 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	 * after their last write, still under the reserved name */
 	bool born_read_only = read_only && !empty && !mount_label;
 	for (int attempt = 0; attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
-		bl_reserved_name(BL_TMP_PREFIX, tmp);
+		bl_reserved_name(h, BL_TMP_PREFIX, tmp);
 		bl_layer_path(h, tmp, tmp_path, sizeof(tmp_path));
 		bl_clear_error(err);
 		r = make_subvolume(h, tmp, parent_fd, born_read_only, tmp_path, err);
@@ -648,7 +643,7 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	}
 	/* from here on the id is gone, whatever happens to the deletion */
 	bl_layer_path(h, id, path, sizeof(path));
-	bl_reserved_name(BL_TOMB_PREFIX, tomb);
+	bl_reserved_name(h, BL_TOMB_PREFIX, tomb);
 	r = bury_layer(h, id, fd, tomb, path, &quota_buried, err);
 	bl_id_unlock(h, id);
 	if (r < 0)

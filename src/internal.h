@@ -13,12 +13,21 @@
 
 #define BL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* Names under subvolumes/ that start with these are the library's own: a
- * layer being built, and a layer being removed.  Ids never start with '.'. */
+/* Names under subvolumes/ and quotas/ that start with these are the
+ * library's own: a layer (or quota file) being built, and one being removed.
+ * Ids never start with '.'.  The full form is <prefix><slot>-<16 hex>: the
+ * session slot of the handle that made it says whether its maker still
+ * lives (session.c). */
 #define BL_TMP_PREFIX ".tmp-"
 #define BL_TOMB_PREFIX ".tomb-"
 #define BL_RESERVED_NAME_MAX 32
 #define BL_RESERVED_NAME_ATTEMPTS 8
+/* quotas/.qgroup-<subvolume id>: the qgroup of a deleted subvolume that is
+ * still to be destroyed (quota.c). */
+#define BL_MARKER_PREFIX ".qgroup-"
+
+/* Handles sharing a home: each holds one of these slots in HOME/.lock. */
+#define BL_SESSION_SLOTS 4096
 
 #define BL_SUBVOLUMES "subvolumes"
 #define BL_QUOTAS "quotas"
@@ -37,6 +46,15 @@ enum bl_quota_mode {
 /* How every directory the library keeps is opened: never through a symlink. */
 #define BL_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
+/* Counts of what the recovery sweep at open did (sweep.c). */
+struct bl_sweep_report {
+	unsigned tombstones;	/* removals finished */
+	unsigned temporaries;	/* unfinished layers deleted */
+	unsigned quota_files;	/* quota files of no layer, temporary or buried */
+	unsigned qgroups;	/* qgroups of deleted subvolumes destroyed */
+	unsigned left;		/* leftovers kept: a live handle's, or failed */
+};
+
 struct btrfslayer {
 	char *home;		/* absolute path, for messages and get() */
 	int home_fd;		/* O_DIRECTORY|O_NOFOLLOW, opened once */
@@ -50,6 +68,9 @@ struct btrfslayer {
 	pthread_mutex_t quota_lock;	/* enabling quotas; pending_qgroups */
 	uint64_t *pending_qgroups;	/* see bl_quota_forget_subvolume() */
 	size_t n_pending_qgroups;
+	int lock_fd;		/* HOME/.lock; holds this handle's session slot */
+	unsigned slot;		/* this handle's session slot */
+	struct bl_sweep_report sweep;	/* what open's recovery sweep did */
 	bool mount_home;	/* btrfs.mount_home; true unless turned off */
 	uint64_t home_mount_id;	/* the bind mount this handle made on home, as
 				 * in /proc/self/mountinfo; 0 when it made none */
@@ -65,10 +86,38 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 		  btrfslayer_error **err);
 /* "<home>/subvolumes/<name>", for messages. */
 void bl_layer_path(const btrfslayer *h, const char *name, char *buf, size_t len);
-/* A fresh name in the library's reserved namespace: prefix + 16 hex digits. */
-void bl_reserved_name(const char *prefix, char buf[BL_RESERVED_NAME_MAX]);
+/* Lock out every other thread and handle from the steps that change id's
+ * name or quota file (a mutex of the handle, then a byte of HOME/.lock). */
 void bl_id_lock(btrfslayer *h, const char *id);
 void bl_id_unlock(btrfslayer *h, const char *id);
+
+/* ---- session.c: handles sharing a home ----------------------------------- */
+
+/* Open (creating) HOME/.lock and take a free session slot in it; the slot
+ * is held until the handle is closed or its process dies. */
+int bl_session_open(btrfslayer *h, btrfslayer_error **err);
+void bl_session_close(btrfslayer *h);
+/* Take or release byte `index` (< BL_ID_LOCKS) of the id locks in HOME/.lock,
+ * waiting for another handle that holds it. */
+void bl_session_lock_id(btrfslayer *h, unsigned index);
+void bl_session_unlock_id(btrfslayer *h, unsigned index);
+/* A fresh reserved name of this handle: <prefix><slot>-<16 hex>. */
+void bl_reserved_name(const btrfslayer *h, const char *prefix,
+		      char buf[BL_RESERVED_NAME_MAX]);
+/* Whether the handle that made reserved name `name` (which starts with
+ * `prefix`) is gone, so that what it left may be cleaned up: its slot is
+ * free or is h's own (h has made nothing yet when it sweeps).  A name
+ * without a slot is only taken as gone when no other handle is open. */
+bool bl_reserved_name_abandoned(const btrfslayer *h, const char *name,
+				const char *prefix);
+
+/* ---- sweep.c -------------------------------------------------------------- */
+
+/* Clean up after handles that died (open calls it): finish removals, delete
+ * unfinished layers and quota files of no layer, destroy qgroups left by
+ * deleted subvolumes.  Logs each step and counts it in h->sweep; a failure
+ * is logged and counted, never fatal. */
+void bl_sweep(btrfslayer *h);
 
 /* ---- error.c -------------------------------------------------------------- */
 
@@ -205,6 +254,9 @@ int bl_ioctl_snapshot(int source_fd, int dirfd, const char *name, bool read_only
  * filesystem: neither resolves a path inside a layer. */
 int bl_ioctl_destroy(int dirfd, const char *name);
 int bl_ioctl_destroy_by_id(int fd, uint64_t id);
+/* 1 if the filesystem of fd still has subvolume `id` (a deleted one counts
+ * until the kernel's cleaner has dropped it), 0 if not. */
+int bl_ioctl_subvolume_exists(int fd, uint64_t id);
 
 struct bl_subvolume {
 	uint64_t id;
@@ -278,13 +330,27 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
  * remove: a missing file is not an error. */
 int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to);
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
-/* Subvolume `id` was deleted: destroy its qgroup, now or, while the kernel
- * still holds it (-EBUSY until the cleaner has dropped the subvolume), at a
- * later remove or close.  Recent kernels drop it themselves; then this finds
- * nothing to do. */
+/* Subvolumes `ids` are about to be deleted: when quotas are on, write their
+ * markers (quotas/.qgroup-<id>, then fsync of quotas/) so that their qgroups
+ * get destroyed even if this process dies.  Fails when a marker cannot be
+ * written: then nothing must be deleted. */
+int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
+			 btrfslayer_error **err);
+/* Subvolume `id` was not deleted after all: drop its marker. */
+void bl_quota_unmark(btrfslayer *h, uint64_t id);
+/* Subvolume `id` was deleted: destroy its qgroup once the kernel's cleaner
+ * has dropped the subvolume, at a later remove, close or open.  Recent
+ * kernels drop most such qgroups themselves; then this finds nothing to do.
+ * Simple quotas keep the qgroup of a removed parent while a snapshot shares
+ * its data: it goes when the last byte it is charged for is freed. */
 void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id);
-/* Try again for up to `max` of the oldest waiting qgroups. */
-void bl_quota_retry_pending(btrfslayer *h, size_t max);
+/* Try again for up to `max` of the oldest waiting qgroups; returns how many
+ * this call destroyed. */
+unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
+/* Take up the markers found in quotas/ (open's sweep): each is tried now
+ * and, while the kernel still holds it, kept waiting.  Returns the number of
+ * qgroups destroyed. */
+unsigned bl_quota_adopt_markers(btrfslayer *h);
 
 /* ---- tree.c --------------------------------------------------------------- */
 

@@ -142,6 +142,16 @@ int bl_ioctl_destroy_by_id(int fd, uint64_t id)
 	return UTIL(btrfs_util_delete_subvolume_by_id_fd(fd, id));
 }
 
+int bl_ioctl_subvolume_exists(int fd, uint64_t id)
+{
+	struct btrfs_util_subvolume_info info;
+	/* the root item stays until the cleaner has dropped the subvolume */
+	int r = UTIL(btrfs_util_subvolume_info_fd(fd, id, &info));
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : 1;
+}
+
 void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -9,6 +9,7 @@
  * warning, never turned into a limit.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,9 +22,8 @@
 
 #include "internal.h"
 
-/* Ids of deleted subvolumes whose qgroups wait for the kernel's cleaner;
- * beyond this many the oldest are forgotten (they stay as stale qgroups on
- * kernels that do not drop them). */
+/* Ids of deleted subvolumes whose qgroups wait for the kernel, kept in
+ * memory; beyond this many the oldest wait for the next open's sweep. */
 #define PENDING_QGROUPS_MAX 4096
 
 static const char *const mode_names[] = {
@@ -210,7 +210,7 @@ int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
 	size_t len = (size_t)bl_quota_file_format(size, content);
 
 	for (int attempt = 0; fd < 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
-		bl_reserved_name(BL_TMP_PREFIX, tmp);
+		bl_reserved_name(h, BL_TMP_PREFIX, tmp);
 		/* O_EXCL: a fresh file, never one planted under this name */
 		fd = openat(h->quotas_fd, tmp,
 			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -285,51 +285,170 @@ int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err
 
 /* ---- qgroups of deleted subvolumes ---------------------------------------- */
 
-/* Try to destroy up to `max` of the pending qgroups, oldest first; keep those
- * the kernel still holds.  Called with quota_lock. */
-static void retry_pending_locked(btrfslayer *h, size_t max)
+static void marker_name(uint64_t id, char buf[BL_RESERVED_NAME_MAX])
 {
-	size_t kept = 0, i;
-	for (i = 0; i < h->n_pending_qgroups && i < max; i++) {
-		uint64_t id = h->pending_qgroups[i];
-		int r = bl_ioctl_qgroup_destroy(h->home_fd, id);
-		/* EBUSY: the cleaner has not dropped the subvolume yet */
-		if (r == -EBUSY)
-			h->pending_qgroups[kept++] = id;
-		else if (r < 0 && r != -ENOENT && r != -ENOTCONN)
-			bl_log(BTRFSLAYER_LOG_WARNING, "destroy qgroup 0/%" PRIu64 " of %s: %s",
-			       id, h->home, btrfslayer_strerror(r));
+	snprintf(buf, BL_RESERVED_NAME_MAX, BL_MARKER_PREFIX "%" PRIu64, id);
+}
+
+/* The subvolume id in a marker's name, or 0 when it is not one. */
+static uint64_t marker_id(const char *name)
+{
+	const char *digits = name + strlen(BL_MARKER_PREFIX);
+	char canonical[BL_RESERVED_NAME_MAX];
+	if (strncmp(name, BL_MARKER_PREFIX, strlen(BL_MARKER_PREFIX)) ||
+	    *digits < '1' || *digits > '9')
+		return 0;
+	uint64_t id = strtoull(digits, NULL, 10);
+	marker_name(id, canonical);
+	return strcmp(name, canonical) ? 0 : id;	/* no overflow, no junk */
+}
+
+int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
+			 btrfslayer_error **err)
+{
+	char name[BL_RESERVED_NAME_MAX], path[PATH_MAX];
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	int r = bl_ioctl_quota_status(h->home_fd, &mode, &inconsistent);
+	if (r < 0)
+		return bl_fail(err, r, "read quota status: %s", h->home);
+	if (mode == BL_QUOTA_OFF)
+		return 0;	/* no qgroup can outlive a subvolume */
+	for (size_t i = 0; i < n; i++) {
+		marker_name(ids[i], name);
+		int fd = openat(h->quotas_fd, name,
+				O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			quota_path(h, name, path, sizeof(path));
+			return bl_fail(err, -errno, "record qgroup to destroy: %s", path);
+		}
+		close(fd);
 	}
-	memmove(h->pending_qgroups + kept, h->pending_qgroups + i,
-		(h->n_pending_qgroups - i) * sizeof(*h->pending_qgroups));
-	h->n_pending_qgroups -= i - kept;
+	if (n && fsync(h->quotas_fd) < 0) {
+		quota_path(h, "", path, sizeof(path));
+		return bl_fail(err, -errno, "record qgroups to destroy: sync %s", path);
+	}
+	return 0;
+}
+
+void bl_quota_unmark(btrfslayer *h, uint64_t id)
+{
+	char name[BL_RESERVED_NAME_MAX];
+	marker_name(id, name);
+	if (unlinkat(h->quotas_fd, name, 0) < 0 && errno != ENOENT)
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/%s: %s", h->home, name,
+		       strerror(errno));
+}
+
+/* One waiting qgroup: 1 when destroyed, 0 when it is gone otherwise, -EBUSY
+ * while it must wait, another negative errno when trying is pointless. */
+static int try_destroy(btrfslayer *h, uint64_t id)
+{
+	/* never the qgroup of a live subvolume: older kernels would destroy
+	 * it; and a deleted one's waits for the cleaner anyway */
+	int r = bl_ioctl_subvolume_exists(h->home_fd, id);
+	if (r == 1)
+		return -EBUSY;
+	if (r == 0)
+		r = bl_ioctl_qgroup_destroy(h->home_fd, id);
+	/* ENOENT: the kernel dropped it; ENOTCONN: quotas are off */
+	if (r == 0 || r == -ENOENT || r == -ENOTCONN) {
+		bl_quota_unmark(h, id);
+		return r == 0;
+	}
+	/* EBUSY: simple quotas still charge it for data a snapshot shares */
+	if (r != -EBUSY)
+		bl_log(BTRFSLAYER_LOG_WARNING, "destroy qgroup 0/%" PRIu64 " of %s: %s",
+		       id, h->home, btrfslayer_strerror(r));
+	return r;
+}
+
+/* Try up to `max` of the waiting qgroups, oldest first; those that must
+ * wait more go to the back, so that every one gets its turn.  Called with
+ * quota_lock. */
+static unsigned retry_pending_locked(btrfslayer *h, size_t max)
+{
+	size_t n = h->n_pending_qgroups < max ? h->n_pending_qgroups : max;
+	uint64_t *busy = calloc(n ? n : 1, sizeof(*busy));
+	size_t n_busy = 0;
+	unsigned destroyed = 0;
+	if (!busy)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int r = try_destroy(h, h->pending_qgroups[i]);
+		if (r == -EBUSY)
+			busy[n_busy++] = h->pending_qgroups[i];
+		else if (r == 1)
+			destroyed++;
+	}
+	size_t rest = h->n_pending_qgroups - n;
+	memmove(h->pending_qgroups, h->pending_qgroups + n, rest * sizeof(*busy));
+	memcpy(h->pending_qgroups + rest, busy, n_busy * sizeof(*busy));
+	h->n_pending_qgroups = rest + n_busy;
+	free(busy);
+	return destroyed;
+}
+
+/* Called with quota_lock.  Past PENDING_QGROUPS_MAX the oldest is dropped
+ * from memory; its marker stays for the next open. */
+static void add_pending_locked(btrfslayer *h, uint64_t id)
+{
+	for (size_t i = 0; i < h->n_pending_qgroups; i++)
+		if (h->pending_qgroups[i] == id)
+			return;
+	if (!h->pending_qgroups)
+		h->pending_qgroups = calloc(PENDING_QGROUPS_MAX, sizeof(*h->pending_qgroups));
+	if (!h->pending_qgroups)
+		return;
+	if (h->n_pending_qgroups == PENDING_QGROUPS_MAX) {
+		memmove(h->pending_qgroups, h->pending_qgroups + 1,
+			(PENDING_QGROUPS_MAX - 1) * sizeof(*h->pending_qgroups));
+		h->n_pending_qgroups--;
+	}
+	h->pending_qgroups[h->n_pending_qgroups++] = id;
 }
 
 void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id)
 {
+	/* not tried now: the kernel holds the qgroup until its cleaner has
+	 * dropped the subvolume, which takes a transaction or more */
 	pthread_mutex_lock(&h->quota_lock);
-	/* ENOENT: no qgroup (the kernel dropped it); ENOTCONN: quotas off */
-	if (bl_ioctl_qgroup_destroy(h->home_fd, id) == -EBUSY) {
-		if (!h->pending_qgroups)
-			h->pending_qgroups = calloc(PENDING_QGROUPS_MAX,
-						    sizeof(*h->pending_qgroups));
-		if (h->pending_qgroups && h->n_pending_qgroups == PENDING_QGROUPS_MAX) {
-			memmove(h->pending_qgroups, h->pending_qgroups + 1,
-				(PENDING_QGROUPS_MAX - 1) * sizeof(*h->pending_qgroups));
-			h->n_pending_qgroups--;
-		}
-		if (h->pending_qgroups)
-			h->pending_qgroups[h->n_pending_qgroups++] = id;
-	}
+	add_pending_locked(h, id);
 	pthread_mutex_unlock(&h->quota_lock);
 }
 
-void bl_quota_retry_pending(btrfslayer *h, size_t max)
+unsigned bl_quota_retry_pending(btrfslayer *h, size_t max)
 {
+	unsigned destroyed = 0;
 	pthread_mutex_lock(&h->quota_lock);
 	if (h->n_pending_qgroups)
-		retry_pending_locked(h, max);
+		destroyed = retry_pending_locked(h, max);
 	pthread_mutex_unlock(&h->quota_lock);
+	return destroyed;
+}
+
+unsigned bl_quota_adopt_markers(btrfslayer *h)
+{
+	int fd = openat(h->quotas_fd, ".", BL_DIR_FLAGS);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *d;
+	if (!dir) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: read %s/" BL_QUOTAS ": %s", h->home,
+		       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	pthread_mutex_lock(&h->quota_lock);
+	while ((d = readdir(dir))) {
+		uint64_t id = marker_id(d->d_name);
+		if (id)
+			add_pending_locked(h, id);
+	}
+	closedir(dir);
+	unsigned destroyed = h->n_pending_qgroups ? retry_pending_locked(h, SIZE_MAX) : 0;
+	pthread_mutex_unlock(&h->quota_lock);
+	return destroyed;
 }
 
 /* ---- the API: set, clear, usage ------------------------------------------ */

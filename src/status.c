@@ -83,6 +83,25 @@ static int add_quota(btrfslayer_list *list, int fd)
 	return r;
 }
 
+/* What the recovery sweep of this handle's open did. */
+static int add_sweep(btrfslayer_list *list, const struct bl_sweep_report *sweep)
+{
+	const struct {
+		const char *key;
+		unsigned count;
+	} counts[] = {
+		{ "sweep_tombstones", sweep->tombstones },
+		{ "sweep_temporaries", sweep->temporaries },
+		{ "sweep_quota_files", sweep->quota_files },
+		{ "sweep_qgroups", sweep->qgroups },
+		{ "sweep_left", sweep->left },
+	};
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < sizeof(counts) / sizeof(counts[0]); i++)
+		r = bl_list_addf(list, counts[i].key, "%u", counts[i].count);
+	return r;
+}
+
 BTRFSLAYER_API int btrfslayer_status(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err)
 {
@@ -123,6 +142,8 @@ BTRFSLAYER_API int btrfslayer_status(btrfslayer *h, btrfslayer_list **out,
 		r = add_quota(list, h->home_fd);
 	if (r == 0)
 		r = bl_list_addf(list, "min_space", "%" PRIu64, h->min_space);
+	if (r == 0)
+		r = add_sweep(list, &h->sweep);
 	if (r == 0)
 		r = add_sysfs(list, "filesystem_features", fs_features);
 	if (r == 0)

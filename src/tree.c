@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -66,22 +67,37 @@ static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed,
 	return 0;
 }
 
-static int destroy_nested(btrfslayer *h, int top_fd, bool *top_unsealed,
+/* Record every subvolume of the tree as doomed (quota.c), before any goes:
+ * if we die halfway, their qgroups are still found and destroyed. */
+static int mark_doomed(btrfslayer *h, uint64_t top_id, const struct bl_subvolume *list,
+		       size_t n, btrfslayer_error **err)
+{
+	uint64_t *ids = calloc(n + 1, sizeof(*ids));
+	if (!ids)
+		return bl_fail(err, -ENOMEM, "delete subvolumes");
+	for (size_t i = 0; i < n; i++)
+		ids[i] = list[i].id;
+	ids[n] = top_id;
+	int r = bl_quota_mark_doomed(h, ids, n + 1, err);
+	free(ids);
+	return r;
+}
+
+static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_unsealed,
 			  const char *path, btrfslayer_error **err)
 {
 	struct bl_subvolume *list;
-	uint64_t top_id;
-	size_t n;
+	size_t n, i = 0;
 
-	int r = bl_ioctl_subvolume_id(top_fd, &top_id);
-	if (r < 0)
-		return bl_fail(err, r, "read subvolume id: %s", path);
-	r = bl_ioctl_nested_subvolumes(top_fd, &list, &n);
+	int r = bl_ioctl_nested_subvolumes(top_fd, &list, &n);
 	if (r < 0)
 		return bl_fail(err, r, "list nested subvolumes: %s", path);
-	r = unseal_parents(top_fd, top_id, top_unsealed, list, n, path, err);
+	if (h)
+		r = mark_doomed(h, top_id, list, n, err);
+	if (r == 0)
+		r = unseal_parents(top_fd, top_id, top_unsealed, list, n, path, err);
 	/* children come before their parents */
-	for (size_t i = 0; r == 0 && i < n; i++) {
+	for (; r == 0 && i < n; i++) {
 		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);
 		if (r == 0 && h)
 			bl_quota_forget_subvolume(h, list[i].id);
@@ -90,6 +106,10 @@ static int destroy_nested(btrfslayer *h, int top_fd, bool *top_unsealed,
 		if (r < 0)
 			bl_fail(err, r, "delete nested subvolume: %s/%s", path, list[i].path);
 	}
+	/* what was not deleted needs no qgroup destroyed */
+	if (r < 0 && h)
+		for (i = i ? i - 1 : 0; i < n; i++)
+			bl_quota_unmark(h, list[i].id);
 	bl_subvolumes_free(list, n);
 	return r;
 }
@@ -105,7 +125,7 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **
 	if (r < 0)
 		return bl_fail(err, r, "read subvolume id: %s", path);
 	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
-		r = destroy_nested(h, fd, &top_unsealed, path, err);
+		r = destroy_nested(h, fd, top_id, &top_unsealed, path, err);
 		if (r < 0)
 			break;
 		r = bl_ioctl_destroy_by_id(fd, top_id);
@@ -117,6 +137,8 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **
 			bl_quota_forget_subvolume(h, top_id);
 		return 0;
 	}
+	if (h)
+		bl_quota_unmark(h, top_id);
 	if (err && !*err)	/* the failing step may have said it already */
 		bl_fail(err, r, "delete subvolume: %s", path);
 	/* leave a read-only layer read-only when it survives */

@@ -5,6 +5,7 @@
  * with EDQUOT, `btrfs qgroup show`, the quota files.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -510,6 +511,43 @@ static void test_parent_removed_before_child(void **state)
 	open_store(c, NULL);
 }
 
+/* The same, but the handle is closed before the kernel's cleaner is done:
+ * the qgroup the kernel keeps is recorded on disk (quotas/.qgroup-<n>), and
+ * the next open destroys it. */
+static void test_stale_qgroup_outlives_handle(void **state)
+{
+	struct ctx *c = *state;
+	int error;
+	wait_for_cleaner();
+	int before = count_qgroups();
+	create_sized(c, "parent", NULL, NULL);
+	char *dir = layer_path(c, "parent");
+	assert_int_equal(write_data(dir, "data", 4 * MiB, &error), 4 * MiB);
+	free(dir);
+	create_sized(c, "child", "parent", "size=16M");
+	assert_ok(btrfslayer_remove(c->h, "parent", ERR));
+	assert_ok(btrfslayer_remove(c->h, "child", ERR));
+	assert_ok(btrfslayer_close(c->h, ERR));
+	wait_for_cleaner();
+	open_store(c, NULL);
+	btrfslayer_list *status = NULL;
+	assert_ok(btrfslayer_status(c->h, &status, ERR));
+	for (size_t i = 0; i < btrfslayer_list_count(status); i++)
+		if (!strcmp(btrfslayer_list_key(status, i), "sweep_qgroups"))
+			print_message("%s: the sweep at open destroyed %s qgroups\n", mode,
+				      btrfslayer_list_value(status, i));
+	btrfslayer_list_free(status);
+	assert_int_equal(count_qgroups(), before);
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof(marker), "%s/quotas", c->home);
+	DIR *d = opendir(marker);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d));)
+		if (!strncmp(e->d_name, ".qgroup-", 8))
+			fail_msg("marker %s/%s left", marker, e->d_name);
+	closedir(d);
+}
+
 /* btrfs.quota_mode never switches a filesystem's mode: that would drop every
  * limit on it. */
 static void test_mode_conflict(void **state)
@@ -639,6 +677,7 @@ int main(void)
 		T(test_garbage_quota_file),
 		T(test_no_stale_qgroups),
 		T(test_parent_removed_before_child),
+		T(test_stale_qgroup_outlives_handle),
 		T(test_mode_conflict),
 		T(test_status_reports_quotas),
 		T(test_mode_switched_under_handle),

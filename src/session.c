@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Handles sharing a home, in one process or many.
+ *
+ * HOME/.lock is never written, only locked, with open-file-description
+ * locks: they belong to the handle's own open of the file (two handles of
+ * one process do not share them) and vanish when the process dies, however
+ * it dies.  Its bytes [0, BL_SESSION_SLOTS) are session slots, one held by
+ * each open handle; the next BL_ID_LOCKS bytes are the id locks.  A name a
+ * handle reserves carries its slot, so the sweep of a later open can tell
+ * what a dead handle left from what a live one is still building.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define LOCK_FILE ".lock"
+#define ID_LOCKS_START BL_SESSION_SLOTS
+
+static int byte_lock(int fd, int cmd, short type, off_t start, off_t len)
+{
+	struct flock fl = {
+		.l_type = type,
+		.l_whence = SEEK_SET,
+		.l_start = start,
+		.l_len = len,
+	};
+	while (fcntl(fd, cmd, &fl) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return cmd == F_OFD_GETLK ? fl.l_type : 0;
+}
+
+int bl_session_open(btrfslayer *h, btrfslayer_error **err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/" LOCK_FILE, h->home);
+	/* O_NONBLOCK: a fifo planted here must not hang open */
+	int fd = openat(h->home_fd, LOCK_FILE,
+			O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ELOOP)
+		return bl_fail_msg(err, -ELOOP, "open lock file: %s: is a symbolic link, "
+				   "refusing to use it", path);
+	if (fd < 0)
+		return bl_fail(err, -errno, "open lock file: %s", path);
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+		close(fd);
+		return bl_fail(err, r, "open lock file: %s", path);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return bl_fail_msg(err, -EINVAL, "open lock file: %s: not a regular file, "
+				   "refusing to use it", path);
+	}
+	for (unsigned slot = 0; slot < BL_SESSION_SLOTS; slot++) {
+		int r = byte_lock(fd, F_OFD_SETLK, F_WRLCK, slot, 1);
+		if (r == 0) {
+			h->lock_fd = fd;
+			h->slot = slot;
+			return 0;
+		}
+		if (r != -EAGAIN && r != -EACCES) {
+			close(fd);
+			return bl_fail(err, r, "lock %s", path);
+		}
+	}
+	close(fd);
+	return bl_fail_msg(err, -EBUSY, "open: %s: %d handles have this home open already",
+			   h->home, BL_SESSION_SLOTS);
+}
+
+void bl_session_close(btrfslayer *h)
+{
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);	/* releases every lock the handle holds */
+	h->lock_fd = -1;
+}
+
+void bl_session_lock_id(btrfslayer *h, unsigned index)
+{
+	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, ID_LOCKS_START + index, 1);
+	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
+		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
+		       btrfslayer_strerror(r));
+}
+
+void bl_session_unlock_id(btrfslayer *h, unsigned index)
+{
+	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, ID_LOCKS_START + index, 1);
+}
+
+void bl_reserved_name(const btrfslayer *h, const char *prefix,
+		      char buf[BL_RESERVED_NAME_MAX])
+{
+	uint64_t r;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		/* entropy pool not ready at early boot: unique is enough */
+		static uint64_t counter;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+		    ((uint64_t)getpid() << 40) ^ __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+	}
+	snprintf(buf, BL_RESERVED_NAME_MAX, "%s%u-%016" PRIx64, prefix, h->slot, r);
+}
+
+/* The slot in "<prefix><slot>-<16 hex>", or -1 when name is not of that
+ * form. */
+static long slot_of(const char *name, const char *prefix)
+{
+	const char *p = name + strlen(prefix);
+	char *end;
+	if (*p < '0' || *p > '9')
+		return -1;
+	errno = 0;
+	unsigned long slot = strtoul(p, &end, 10);
+	if (errno || slot >= BL_SESSION_SLOTS || *end != '-' || strlen(end + 1) != 16 ||
+	    strspn(end + 1, "0123456789abcdef") != 16)
+		return -1;
+	return (long)slot;
+}
+
+/* Whether another handle holds a lock in [start, start + len): our own
+ * locks never conflict with us, so they do not count. */
+static bool held_by_another(const btrfslayer *h, off_t start, off_t len)
+{
+	int type = byte_lock(h->lock_fd, F_OFD_GETLK, F_WRLCK, start, len);
+	return type != F_UNLCK;	/* an error counts as held: keep things */
+}
+
+bool bl_reserved_name_abandoned(const btrfslayer *h, const char *name,
+				const char *prefix)
+{
+	long slot = slot_of(name, prefix);
+	if (slot < 0)
+		return !held_by_another(h, 0, BL_SESSION_SLOTS);
+	return (unsigned long)slot == h->slot || !held_by_another(h, slot, 1);
+}

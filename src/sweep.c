@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The recovery sweep at open: what handles that died left behind.
+ *
+ * A crash can only leave the library's reserved names (a layer being built
+ * or removed, a quota file being written or buried), a quota file whose
+ * layer is gone (a removal that died before its last step, or a create that
+ * died between writing it and publishing the layer) and markers of qgroups
+ * still to destroy.  Names a live handle reserved are left to it.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The reserved prefix `name` starts with, or NULL. */
+static const char *reserved_prefix(const char *name)
+{
+	if (!strncmp(name, BL_TMP_PREFIX, strlen(BL_TMP_PREFIX)))
+		return BL_TMP_PREFIX;
+	if (!strncmp(name, BL_TOMB_PREFIX, strlen(BL_TOMB_PREFIX)))
+		return BL_TOMB_PREFIX;
+	return NULL;
+}
+
+static DIR *open_listing(btrfslayer *h, int dirfd, const char *dir_name)
+{
+	/* a fresh fd: a DIR's position is per open file */
+	int fd = openat(dirfd, ".", BL_DIR_FLAGS);
+	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+	if (!dir) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: read %s/%s: %s", h->home, dir_name,
+		       strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return dir;
+}
+
+/* Delete the reserved subvolume `name` (tree and all).  Another handle's
+ * sweep may be at it too: what is gone meanwhile is not a failure. */
+static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
+{
+	char path[PATH_MAX];
+	bl_layer_path(h, name, path, sizeof(path));
+	bool tomb = !strcmp(prefix, BL_TOMB_PREFIX);
+	int r = bl_lookup_layer(h->subvolumes_fd, name);
+	if (r == -ENOENT)
+		return;
+	if (r == 0) {
+		/* the library only ever makes subvolumes here */
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: %s is not a subvolume; left alone", path);
+		h->sweep.left++;
+		return;
+	}
+	int fd = r < 0 ? r : bl_open_dir_beneath(h->subvolumes_fd, name);
+	btrfslayer_error *err = NULL;
+	r = fd < 0 ? fd : bl_tree_destroy(h, fd, path, &err);
+	if (fd >= 0)
+		close(fd);
+	if (r == -ENOENT) {
+		btrfslayer_error_free(err);
+		return;
+	}
+	if (r < 0) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: could not delete %s: %s", path,
+		       err ? btrfslayer_error_message(err) : btrfslayer_strerror(r));
+		btrfslayer_error_free(err);
+		h->sweep.left++;
+		return;
+	}
+	bl_log(BTRFSLAYER_LOG_INFO, tomb ? "recovery: finished removing a layer: deleted %s"
+					 : "recovery: deleted unfinished layer %s", path);
+	if (tomb)
+		h->sweep.tombstones++;
+	else
+		h->sweep.temporaries++;
+}
+
+static void sweep_subvolumes(btrfslayer *h)
+{
+	DIR *dir = open_listing(h, h->subvolumes_fd, BL_SUBVOLUMES);
+	struct dirent *d;
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		const char *prefix = reserved_prefix(d->d_name);
+		if (!prefix)
+			continue;
+		if (bl_reserved_name_abandoned(h, d->d_name, prefix))
+			sweep_subvolume(h, d->d_name, prefix);
+		else
+			h->sweep.left++;	/* a live handle's work */
+	}
+	closedir(dir);
+}
+
+static void unlink_quota_file(btrfslayer *h, const char *name, const char *why)
+{
+	if (unlinkat(h->quotas_fd, name, 0) == 0) {
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s %s/" BL_QUOTAS "/%s", why,
+		       h->home, name);
+		h->sweep.quota_files++;
+	} else if (errno != ENOENT) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: could not delete %s/" BL_QUOTAS "/%s: %s",
+		       h->home, name, strerror(errno));
+		h->sweep.left++;
+	}
+}
+
+/* quotas/<id> with no layer: under the id's lock, so that a create that
+ * has written the file but not yet published its layer is never caught in
+ * between. */
+static void sweep_orphan_quota_file(btrfslayer *h, const char *id)
+{
+	bl_id_lock(h, id);
+	int r = bl_lookup_layer(h->subvolumes_fd, id);
+	if (r == 0 || r == -ENOENT)
+		unlink_quota_file(h, id, "the quota file of a layer that is gone:");
+	bl_id_unlock(h, id);
+}
+
+static void sweep_quota_files(btrfslayer *h)
+{
+	DIR *dir = open_listing(h, h->quotas_fd, BL_QUOTAS);
+	struct dirent *d;
+	if (!dir)
+		return;
+	while ((d = readdir(dir))) {
+		const char *prefix = reserved_prefix(d->d_name);
+		if (prefix && bl_reserved_name_abandoned(h, d->d_name, prefix))
+			unlink_quota_file(h, d->d_name, !strcmp(prefix, BL_TMP_PREFIX)
+						 ? "an unfinished quota file"
+						 : "the quota file of a removed layer");
+		else if (prefix)
+			h->sweep.left++;
+		else if (bl_id_check(d->d_name, "layer id", NULL) == 0)
+			sweep_orphan_quota_file(h, d->d_name);
+	}
+	closedir(dir);
+}
+
+void bl_sweep(btrfslayer *h)
+{
+	/* subvolumes first: a removal finished here buries its quota file */
+	sweep_subvolumes(h);
+	sweep_quota_files(h);
+	h->sweep.qgroups = bl_quota_adopt_markers(h);
+	if (h->sweep.qgroups)
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed %u qgroups of deleted subvolumes "
+		       "in %s", h->sweep.qgroups, h->home);
+}
