@@ -145,6 +145,28 @@ run 'btrfslayer usage box | grep limit'
 run 'ls -l "$BOX"'
 run 'btrfslayer rm box'
 
+say "A process killed in the middle of its work leaves nothing half-made"
+# churn SECONDS: create and remove size-limited layers in a loop, in a
+# session of its own, and SIGKILL the whole session after SECONDS.
+churn() {
+	setsid bash -c 'for i in $(seq 100000); do
+		"$1" --home "$2" -o btrfs.mount_home=false create --storage-opt size=8M "churn-$i" &&
+		"$1" --home "$2" -o btrfs.mount_home=false rm "churn-$i" || exit 1
+	done' churn "$CLI" "$HOME_DIR" &
+	sleep "$1"
+	kill -KILL -- "-$!"
+	wait "$!" 2>/dev/null || true
+}
+run 'churn 2'
+run 'ls -A "$HOME_DIR/subvolumes" && ls "$HOME_DIR/quotas"'
+say "... the next open finishes or undoes what the killed call left (-v shows the log)"
+run 'btrfslayer -v status 2>&1 | grep -E "recovery|sweep_"'
+run 'ls -A "$HOME_DIR/subvolumes" && ls "$HOME_DIR/quotas"'
+if ls -A "$HOME_DIR/subvolumes" "$HOME_DIR/quotas" | grep -qE '^\.(tmp|tomb)-'; then
+	die "a reserved name survived the sweep"
+fi
+run 'for id in $(btrfslayer ls | grep churn-); do btrfslayer rm "$id"; done'
+
 say "Listing and status"
 run 'btrfslayer ls'
 run 'btrfslayer ls --json'

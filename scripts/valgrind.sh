@@ -12,7 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 dir=${1:-build}
 tests=(tests/integration/integration_layers tests/integration/integration_quota
-	tests/integration/integration_host tests/hostile/hostile)
+	tests/integration/integration_host tests/integration/integration_recovery
+	tests/hostile/hostile)
 status=0
 for t in "${tests[@]}"; do
 	exe=$dir/$t

@@ -331,8 +331,8 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
 int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to);
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
 /* Subvolumes `ids` are about to be deleted: when quotas are on, write their
- * markers (quotas/.qgroup-<id>, then fsync of quotas/) so that their qgroups
- * get destroyed even if this process dies.  Fails when a marker cannot be
+ * markers (quotas/.qgroup-<id>) so that their qgroups get destroyed even if
+ * this process dies.  Fails when a marker cannot be
  * written: then nothing must be deleted. */
 int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 			 btrfslayer_error **err);

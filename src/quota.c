@@ -324,10 +324,9 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 		}
 		close(fd);
 	}
-	if (n && fsync(h->quotas_fd) < 0) {
-		quota_path(h, "", path, sizeof(path));
-		return bl_fail(err, -errno, "record qgroups to destroy: sync %s", path);
-	}
+	/* No fsync: the markers and the deletions that follow are changes to
+	 * one btrfs, which commits its transactions in order, so no crash can
+	 * keep a deletion and lose the marker written before it. */
 	return 0;
 }
 
