@@ -65,9 +65,11 @@
  * handles at once (-EBUSY beyond).
  * Recovery: open sweeps what handles that died mid-call left: it finishes
  * removals (tombstones), deletes unfinished layers and quota files that
- * belong to no layer, and destroys the qgroups of deleted subvolumes that
- * the kernel keeps (quotas/.qgroup-<n> records them before a subvolume is
- * deleted).  What a live handle is still building is left to it.  Each
+ * belong to no layer, destroys the qgroups of deleted subvolumes that the
+ * kernel keeps (quotas/.qgroup-<n> records them before a subvolume is
+ * deleted), and, when quotas are on, sets each layer's size limit back to
+ * its record (quotas/<id>, or none), as set_quota and clear_quota change
+ * the kernel's limit and the record one after the other.  What a live handle is still building is left to it.  Each
  * step is logged (BTRFSLAYER_LOG_INFO, "recovery: ...") and status() counts
  * them.  A step that fails is logged as a warning and does not fail open.
  */
@@ -362,8 +364,9 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
  * recovery sweep of this handle's open did: sweep_tombstones (removals
  * finished), sweep_temporaries (unfinished layers deleted),
  * sweep_quota_files (quota files of no layer deleted), sweep_qgroups
- * (qgroups of deleted subvolumes destroyed), sweep_left (leftovers kept: a
- * live handle's, or a deletion that failed).  Keys are stable. */
+ * (qgroups of deleted subvolumes destroyed), sweep_limits (size limits set
+ * back to their record), sweep_left (leftovers kept: a live handle's, or a
+ * deletion that failed).  Keys are stable. */
 BTRFSLAYER_API int btrfslayer_status(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err);
 

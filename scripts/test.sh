@@ -10,6 +10,8 @@
 #   asan      build with AddressSanitizer + UndefinedBehaviorSanitizer, run
 #             every test (unit, integration, CLI, hostile-input suite)
 #   normal    the same with a normal build
+#   tsan      the same with ThreadSanitizer (tests/stress/ above all): any
+#             report of a data race or a lock-order inversion fails
 #   valgrind  the integration tests and the hostile suite of the normal
 #             build under memcheck (scripts/valgrind.sh)
 #   fuzz      each libFuzzer target for FUZZ_SECONDS, default 30
@@ -32,13 +34,30 @@ stage_done() {
 deps_install
 stage_done deps
 
-run_suite() {
+build_suite() {
 	local dir=$1
 	shift
 	echo "test: building $dir/ $*"
 	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBTRFSLAYER_WERROR=ON "$@" >/dev/null
 	cmake --build "$dir" -j"$(nproc)" >/dev/null
-	(cd "$dir" && ctest --output-on-failure)
+}
+
+run_suite() {
+	build_suite "$@"
+	(cd "$1" && ctest --output-on-failure)
+}
+
+# TSan's runtime aborts ("unexpected memory mapping") under the large
+# vm.mmap_rnd_bits of some 6.x kernels: run without address randomisation,
+# for ctest and what it starts only, where personality(2) is allowed.
+tsan_suite() {
+	local norandom=()
+	if setarch "$(uname -m)" -R true 2>/dev/null; then
+		norandom=(setarch "$(uname -m)" -R)
+	fi
+	build_suite build-tsan -DBTRFSLAYER_TSAN=ON
+	(cd build-tsan && TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+		"${norandom[@]}" ctest --output-on-failure)
 }
 
 bash scripts/lint.sh
@@ -47,6 +66,8 @@ run_suite build-asan -DBTRFSLAYER_SANITIZE=ON
 stage_done asan
 run_suite build
 stage_done normal
+tsan_suite
+stage_done tsan
 bash scripts/valgrind.sh build
 stage_done valgrind
 bash scripts/fuzz.sh

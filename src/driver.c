@@ -607,10 +607,12 @@ static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
 	}
 	int r = bl_quota_file_rename(h, id, tomb);
 	*quota_buried = r == 0;
-	if (r < 0 && r != -ENOENT)
-		bl_log(BTRFSLAYER_LOG_WARNING, "remove layer %s: rename quota file: %s",
-		       path, btrfslayer_strerror(r));
-	return 0;
+	if (r == 0 || r == -ENOENT)
+		return 0;
+	/* a quota file left under the id would outlive its layer */
+	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
+		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s is left as %s", path, tomb);
+	return bl_fail(err, r, "remove layer: %s: rename quota file", path);
 }
 
 /* A removal that failed: the caller's retry needs the id back. */
@@ -678,22 +680,23 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 	char layer[PATH_MAX], *p = NULL;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "get layer", err);
-	if (fd >= 0) {
-		bl_layer_path(h, id, layer, sizeof(layer));
-		r = bl_quota_reapply(h, id, fd, layer, err);
-	}
-	bl_id_unlock(h, id);
-	if (fd < 0)
+	if (fd < 0) {
+		bl_id_unlock(h, id);
 		return fd;
+	}
+	bl_layer_path(h, id, layer, sizeof(layer));
+	r = bl_quota_reapply(h, id, fd, layer, err);
 	if (r == 0 && asprintf(&p, "%s/" SUBVOLUMES "/%s", h->home, id) < 0) {
 		p = NULL;
 		r = bl_fail(err, -ENOMEM, "get layer: %s", layer);
 	}
 	/* the one path handed out must lead to the layer, not to whatever
-	 * now sits where home or subvolumes/ used to be */
+	 * now sits where home or subvolumes/ used to be; under the id's lock,
+	 * where no remove can bury the layer meanwhile */
 	if (r == 0 && (r = bl_path_leads_to(p, fd)) < 0)
 		bl_fail_msg(err, r, "get layer: %s: the path no longer leads to the layer "
 			    "(home or subvolumes/ moved or replaced since open)", p);
+	bl_id_unlock(h, id);
 	close(fd);
 	if (r < 0) {
 		free(p);

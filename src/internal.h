@@ -52,6 +52,7 @@ struct bl_sweep_report {
 	unsigned temporaries;	/* unfinished layers deleted */
 	unsigned quota_files;	/* quota files of no layer, temporary or buried */
 	unsigned qgroups;	/* qgroups of deleted subvolumes destroyed */
+	unsigned limits;	/* size limits put back in line with their record */
 	unsigned left;		/* leftovers kept: a live handle's, or failed */
 };
 
@@ -317,6 +318,11 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
  * needed.  No or a garbage record is not an error (garbage is logged). */
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err);
+/* Open's sweep, for layer `id` (open as fd), with quotas on: make the
+ * kernel's limit what quotas/<id> records (none without a file), as a call
+ * that died between the two leaves them apart.  1 if it changed the limit,
+ * 0 if not, a negative errno (logged) on failure. */
+int bl_quota_reconcile(btrfslayer *h, const char *id, int fd, const char *path);
 /* A snapshot taken with full qgroups gets its source's limit from the
  * kernel; a layer must have only the limit it was given: clear it. */
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);

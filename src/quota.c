@@ -195,6 +195,38 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 	return bl_quota_limit(fd, size, path, err);
 }
 
+int bl_quota_reconcile(btrfslayer *h, const char *id, int fd, const char *path)
+{
+	uint64_t recorded = 0, subvolume;
+	struct bl_qgroup qgroup;
+	int r = bl_quota_file_read(h, id, &recorded);
+	if (r == -EINVAL)
+		return 0;	/* garbage: logged, never a wrong limit */
+	r = bl_ioctl_subvolume_id(fd, &subvolume);
+	if (r == 0)
+		r = bl_ioctl_qgroup_info(fd, subvolume, &qgroup);
+	if (r == -ENOENT && !recorded)
+		return 0;	/* no qgroup, no limit */
+	if (r == 0 && qgroup.max_referenced == recorded)
+		return 0;
+	btrfslayer_error *err = NULL;
+	if (r == 0 || r == -ENOENT)
+		r = bl_quota_limit(fd, recorded, path, &err);
+	if (r < 0) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: size limit of %s: %s", path,
+		       err ? btrfslayer_error_message(err) : btrfslayer_strerror(r));
+		btrfslayer_error_free(err);
+		return r;
+	}
+	if (recorded)
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: size limit of %s set back to its record, "
+		       "%" PRIu64 " bytes", path, recorded);
+	else
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: size limit of %s removed: none is on record",
+		       path);
+	return 1;
+}
+
 /* ---- HOME/quotas/<id> ------------------------------------------------------ */
 
 static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t len)
@@ -431,6 +463,7 @@ unsigned bl_quota_adopt_markers(btrfslayer *h)
 	int fd = openat(h->quotas_fd, ".", BL_DIR_FLAGS);
 	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *d;
+	unsigned destroyed = 0;
 	if (!dir) {
 		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: read %s/" BL_QUOTAS ": %s", h->home,
 		       strerror(errno));
@@ -439,14 +472,17 @@ unsigned bl_quota_adopt_markers(btrfslayer *h)
 		return 0;
 	}
 	pthread_mutex_lock(&h->quota_lock);
+	/* each is tried at once: only those that must wait take memory */
 	while ((d = readdir(dir))) {
 		uint64_t id = marker_id(d->d_name);
-		if (id)
+		int r = id ? try_destroy(h, id) : 0;
+		if (r == 1)
+			destroyed++;
+		else if (r == -EBUSY)
 			add_pending_locked(h, id);
 	}
-	closedir(dir);
-	unsigned destroyed = h->n_pending_qgroups ? retry_pending_locked(h, SIZE_MAX) : 0;
 	pthread_mutex_unlock(&h->quota_lock);
+	closedir(dir);
 	return destroyed;
 }
 
@@ -467,9 +503,16 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 	if (fd >= 0) {
 		char path[PATH_MAX];
 		bl_layer_path(h, id, path, sizeof(path));
+		uint64_t before = 0;
+		if (bl_quota_file_read(h, id, &before) < 0)
+			before = 0;
 		r = bl_quota_limit(fd, size, path, err);
-		if (r == 0)
-			r = bl_quota_file_write(h, id, size, err);
+		/* the record last: a limit never outlives a failed call
+		 * unrecorded (an open after a crash puts back the record) */
+		if (r == 0 && (r = bl_quota_file_write(h, id, size, err)) < 0 &&
+		    bl_quota_limit(fd, before, path, NULL) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "set size limit: %s: could not put back "
+			       "the limit on record", path);
 		close(fd);
 	} else {
 		r = fd;
@@ -496,11 +539,17 @@ BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 	bl_layer_path(h, id, path, sizeof(path));
 	/* the file first: a limit that is gone from the kernel but still on
 	 * disk would come back at the next get() */
+	uint64_t before;
+	bool recorded = bl_quota_file_read(h, id, &before) == 0;
 	r = bl_quota_file_remove(h, id, err);
 	if (r == 0 && (r = bl_ioctl_quota_status(fd, &mode, &inconsistent)) < 0)
 		bl_fail(err, r, "read quota status: %s", path);
 	if (r == 0 && mode != BL_QUOTA_OFF)
 		r = bl_quota_limit(fd, 0, path, err);
+	/* a failed call leaves the record as it found it */
+	if (r < 0 && recorded && bl_quota_file_write(h, id, before, NULL) < 0)
+		bl_log(BTRFSLAYER_LOG_ERR, "clear size limit: %s: could not put back its record",
+		       path);
 	close(fd);
 out:
 	bl_id_unlock(h, id);

@@ -94,6 +94,7 @@ static int add_sweep(btrfslayer_list *list, const struct bl_sweep_report *sweep)
 		{ "sweep_temporaries", sweep->temporaries },
 		{ "sweep_quota_files", sweep->quota_files },
 		{ "sweep_qgroups", sweep->qgroups },
+		{ "sweep_limits", sweep->limits },
 		{ "sweep_left", sweep->left },
 	};
 	int r = 0;

@@ -83,16 +83,45 @@ static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
 		h->sweep.temporaries++;
 }
 
+/* A set_quota or clear_quota that died between the kernel's limit and the
+ * record leaves them apart: the record wins.  Under the id's lock, where no
+ * live call is between the two. */
+static void sweep_limit(btrfslayer *h, const char *id)
+{
+	char path[PATH_MAX];
+	bl_layer_path(h, id, path, sizeof(path));
+	bl_id_lock(h, id);
+	int fd = bl_open_layer(h, id, "recovery", NULL);
+	if (fd >= 0) {
+		if (bl_quota_reconcile(h, id, fd, path) == 1)
+			h->sweep.limits++;
+		close(fd);
+	}
+	bl_id_unlock(h, id);
+}
+
+static bool quotas_on(btrfslayer *h)
+{
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	return bl_ioctl_quota_status(h->home_fd, &mode, &inconsistent) == 0 &&
+	       mode != BL_QUOTA_OFF;
+}
+
 static void sweep_subvolumes(btrfslayer *h)
 {
 	DIR *dir = open_listing(h, h->subvolumes_fd, BL_SUBVOLUMES);
 	struct dirent *d;
 	if (!dir)
 		return;
+	bool limits = quotas_on(h);
 	while ((d = readdir(dir))) {
 		const char *prefix = reserved_prefix(d->d_name);
-		if (!prefix)
+		if (!prefix) {
+			if (limits && bl_id_check(d->d_name, "layer id", NULL) == 0)
+				sweep_limit(h, d->d_name);
 			continue;
+		}
 		if (bl_reserved_name_abandoned(h, d->d_name, prefix))
 			sweep_subvolume(h, d->d_name, prefix);
 		else
