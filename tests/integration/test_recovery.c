@@ -254,6 +254,39 @@ static void test_sweep_cleans_after_dead_handle(void **state)
 	close_home(h);
 }
 
+/* A set_quota or clear_quota killed between the kernel's limit and the
+ * record: the next open makes the kernel's limit the recorded one. */
+static void test_sweep_sets_limits_back(void **state)
+{
+	struct ctx *c = *state;
+	btrfslayer *h = open_home(c);
+	const char *size[] = { "size=8M" };
+	assert_ok(btrfslayer_create(h, "limited", NULL, 0, NULL, size, 1, ERR));
+	assert_ok(btrfslayer_create(h, "unlimited", NULL, 0, NULL, NULL, 0, ERR));
+	close_home(h);
+
+	/* what the kernel has now disagrees with both records */
+	char limited[PATH_MAX], unlimited[PATH_MAX];
+	snprintf(limited, sizeof(limited), "%s/subvolumes/limited", c->home);
+	snprintf(unlimited, sizeof(unlimited), "%s/subvolumes/unlimited", c->home);
+	const char *shrink[] = { "btrfs", "qgroup", "limit", "4M", limited, NULL };
+	const char *add[] = { "btrfs", "qgroup", "limit", "16M", unlimited, NULL };
+	assert_int_equal(harness_run(shrink), 0);
+	assert_int_equal(harness_run(add), 0);
+
+	h = open_home(c);
+	assert_int_equal(status_count(h, "sweep_limits"), 2);
+	assert_logged(BTRFSLAYER_LOG_INFO, "recovery: size limit of");
+	btrfslayer_usage u;
+	assert_ok(btrfslayer_get_usage(h, "limited", 0, &u, sizeof(u), ERR));
+	assert_int_equal(u.limit, 8 * MiB);
+	assert_int_equal(u.recorded_limit, 8 * MiB);
+	assert_ok(btrfslayer_get_usage(h, "unlimited", 0, &u, sizeof(u), ERR));
+	assert_int_equal(u.limit, 0);
+	assert_int_equal(u.recorded_limit, 0);
+	close_home(h);
+}
+
 /* Names reserved by a handle that is still open are its work in progress. */
 static void test_sweep_spares_live_handle(void **state)
 {
@@ -433,6 +466,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_sweep_cleans_after_dead_handle),
+		T(test_sweep_sets_limits_back),
 		T(test_sweep_spares_live_handle),
 		T(test_two_processes_share_a_home),
 		T(test_quota_file_is_the_winners),
