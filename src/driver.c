@@ -364,6 +364,8 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	bl_clear_error(err);
 	if (!h)
 		return 0;
+	if (h->lock_fd >= 0)
+		bl_sweep_own(h);	/* what a failed call of ours left */
 	if (h->home_fd >= 0)
 		bl_quota_retry_pending(h, SIZE_MAX);
 	/* every fd on home's mount goes before the unmount */
@@ -488,11 +490,12 @@ static int publish_layer(btrfslayer *h, const char *tmp, const char *id,
 		return bl_fail(err, -EEXIST, "create layer: %s", path);
 	int r = size ? bl_quota_file_write(h, id, size, err)
 		     : bl_quota_file_remove(h, id, err);
-	if (r < 0)
-		return r;
-	if (renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
+	if (r == 0 &&
+	    renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
 		return 0;
-	r = bl_fail(err, -errno, "create layer: %s", path);
+	if (r == 0)
+		r = bl_fail(err, -errno, "create layer: %s", path);
+	/* a write may fail after its rename (the directory's fsync) */
 	if (size)
 		bl_quota_file_remove(h, id, NULL);
 	return r;
@@ -569,9 +572,11 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	made = false;
 out:
 	if (made) {
-		/* never leave a half-made layer behind */
-		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL)
-				: bl_ioctl_destroy(h->subvolumes_fd, tmp);
+		/* never leave a half-made layer behind; what cannot be deleted
+		 * now goes at close or at the next open */
+		if (fd < 0)
+			fd = openat(h->subvolumes_fd, tmp, DIR_FLAGS);
+		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL, NULL) : -errno;
 		if (c < 0)
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
 			       tmp_path, btrfslayer_strerror(c));
@@ -615,17 +620,25 @@ static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
 	return bl_fail(err, r, "remove layer: %s: rename quota file", path);
 }
 
-/* A removal that failed: the caller's retry needs the id back. */
+/* A removal that failed before it changed the layer: give the id back, so
+ * that the caller may retry.  The quota file goes back first: a layer must
+ * never be seen without it.  Whatever cannot go back stays buried, and is
+ * deleted at close or at the next open. */
 static void unbury_layer(btrfslayer *h, const char *id, const char *tomb,
 			 bool quota_buried, const char *path)
 {
 	bl_id_lock(h, id);
-	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
+	if (quota_buried && bl_quota_file_rename(h, tomb, id) < 0) {
+		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s stays buried as %s: its quota file "
+		       "could not be put back", path, tomb);
+	} else if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id,
+			     RENAME_NOREPLACE) < 0) {
 		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: failed removal of %s is left as %s",
 		       path, tomb);
-	else if (quota_buried && bl_quota_file_rename(h, tomb, id) < 0)
-		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: the quota file of %s is left as %s",
-		       path, tomb);
+		if (quota_buried && bl_quota_file_rename(h, id, tomb) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "remove layer: the quota file of %s is left "
+			       "under its id", path);
+	}
 	bl_id_unlock(h, id);
 }
 
@@ -651,9 +664,16 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	if (r < 0)
 		goto out;
 
-	r = bl_tree_destroy(h, fd, path, err);
-	if (r < 0) {
+	bool spoiled;
+	r = bl_tree_destroy(h, fd, path, &spoiled, err);
+	if (r < 0 && !spoiled) {
 		unbury_layer(h, id, tomb, quota_buried, path);
+		goto out;
+	}
+	if (r < 0) {
+		/* part of it is gone: it can only go on being removed */
+		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s was partly deleted; the rest, "
+		       "buried as %s, is deleted at close or at the next open", path, tomb);
 		goto out;
 	}
 	if (quota_buried && bl_quota_file_remove(h, tomb, NULL) < 0)

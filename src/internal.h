@@ -111,6 +111,8 @@ void bl_reserved_name(const btrfslayer *h, const char *prefix,
  * without a slot is only taken as gone when no other handle is open. */
 bool bl_reserved_name_abandoned(const btrfslayer *h, const char *name,
 				const char *prefix);
+/* Whether reserved name `name` carries h's own slot. */
+bool bl_reserved_name_mine(const btrfslayer *h, const char *name, const char *prefix);
 
 /* ---- sweep.c -------------------------------------------------------------- */
 
@@ -119,6 +121,9 @@ bool bl_reserved_name_abandoned(const btrfslayer *h, const char *name,
  * deleted subvolumes.  Logs each step and counts it in h->sweep; a failure
  * is logged and counted, never fatal. */
 void bl_sweep(btrfslayer *h);
+/* At close: the same for the reserved names of h's own slot only (what a
+ * call that failed could not clean up). */
+void bl_sweep_own(btrfslayer *h);
 
 /* ---- error.c -------------------------------------------------------------- */
 
@@ -364,9 +369,14 @@ unsigned bl_quota_adopt_markers(btrfslayer *h);
  * it, read-only ones included.  `path` is for messages.
  * Everything, the top included, is deleted by subvolume id from fd, so a
  * subvolume swapped in under its name meanwhile is never the one deleted.
- * On failure a read-only top stays read-only.  When h is not NULL, every
- * deleted subvolume's qgroup goes to bl_quota_forget_subvolume(). */
-int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **err);
+ * On failure a read-only top stays read-only, and *spoiled (unless NULL)
+ * says whether the tree was changed for good before it (a nested subvolume
+ * deleted or made writable): then it cannot be given back as it was.  When
+ * h is not NULL, the subvolumes are recorded before they go
+ * (bl_quota_mark_doomed()) and every deleted one's qgroup goes to
+ * bl_quota_forget_subvolume(). */
+int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
+		    btrfslayer_error **err);
 
 /* ---- beneath.c: names directly below a directory fd -------------------- */
 

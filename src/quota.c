@@ -507,12 +507,14 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 		if (bl_quota_file_read(h, id, &before) < 0)
 			before = 0;
 		r = bl_quota_limit(fd, size, path, err);
-		/* the record last: a limit never outlives a failed call
-		 * unrecorded (an open after a crash puts back the record) */
+		/* the record last; a failed call puts both back as they were
+		 * (the write may fail after its rename, at the fsync) */
 		if (r == 0 && (r = bl_quota_file_write(h, id, size, err)) < 0 &&
-		    bl_quota_limit(fd, before, path, NULL) < 0)
+		    ((before ? bl_quota_file_write(h, id, before, NULL)
+			     : bl_quota_file_remove(h, id, NULL)) < 0 ||
+		     bl_quota_limit(fd, before, path, NULL) < 0))
 			bl_log(BTRFSLAYER_LOG_ERR, "set size limit: %s: could not put back "
-			       "the limit on record", path);
+			       "the limit as it was; the next open sets it to its record", path);
 		close(fd);
 	} else {
 		r = fd;

@@ -142,6 +142,11 @@ static bool held_by_another(const btrfslayer *h, off_t start, off_t len)
 	return type != F_UNLCK;	/* an error counts as held: keep things */
 }
 
+bool bl_reserved_name_mine(const btrfslayer *h, const char *name, const char *prefix)
+{
+	return slot_of(name, prefix) == (long)h->slot;
+}
+
 bool bl_reserved_name_abandoned(const btrfslayer *h, const char *name,
 				const char *prefix)
 {

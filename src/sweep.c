@@ -61,7 +61,7 @@ static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
 	}
 	int fd = r < 0 ? r : bl_open_dir_beneath(h->subvolumes_fd, name);
 	btrfslayer_error *err = NULL;
-	r = fd < 0 ? fd : bl_tree_destroy(h, fd, path, &err);
+	r = fd < 0 ? fd : bl_tree_destroy(h, fd, path, NULL, &err);
 	if (fd >= 0)
 		close(fd);
 	if (r == -ENOENT) {
@@ -108,13 +108,21 @@ static bool quotas_on(btrfslayer *h)
 	       mode != BL_QUOTA_OFF;
 }
 
-static void sweep_subvolumes(btrfslayer *h)
+/* Whether the reserved name `name` is to be cleaned up: at open, what
+ * a dead handle left; at close, what this one left. */
+static bool to_sweep(btrfslayer *h, const char *name, const char *prefix, bool own)
+{
+	return own ? bl_reserved_name_mine(h, name, prefix)
+		   : bl_reserved_name_abandoned(h, name, prefix);
+}
+
+static void sweep_subvolumes(btrfslayer *h, bool own)
 {
 	DIR *dir = open_listing(h, h->subvolumes_fd, BL_SUBVOLUMES);
 	struct dirent *d;
 	if (!dir)
 		return;
-	bool limits = quotas_on(h);
+	bool limits = !own && quotas_on(h);
 	while ((d = readdir(dir))) {
 		const char *prefix = reserved_prefix(d->d_name);
 		if (!prefix) {
@@ -122,9 +130,9 @@ static void sweep_subvolumes(btrfslayer *h)
 				sweep_limit(h, d->d_name);
 			continue;
 		}
-		if (bl_reserved_name_abandoned(h, d->d_name, prefix))
+		if (to_sweep(h, d->d_name, prefix, own))
 			sweep_subvolume(h, d->d_name, prefix);
-		else
+		else if (!own)
 			h->sweep.left++;	/* a live handle's work */
 	}
 	closedir(dir);
@@ -155,7 +163,7 @@ static void sweep_orphan_quota_file(btrfslayer *h, const char *id)
 	bl_id_unlock(h, id);
 }
 
-static void sweep_quota_files(btrfslayer *h)
+static void sweep_quota_files(btrfslayer *h, bool own)
 {
 	DIR *dir = open_listing(h, h->quotas_fd, BL_QUOTAS);
 	struct dirent *d;
@@ -163,23 +171,29 @@ static void sweep_quota_files(btrfslayer *h)
 		return;
 	while ((d = readdir(dir))) {
 		const char *prefix = reserved_prefix(d->d_name);
-		if (prefix && bl_reserved_name_abandoned(h, d->d_name, prefix))
+		if (prefix && to_sweep(h, d->d_name, prefix, own))
 			unlink_quota_file(h, d->d_name, !strcmp(prefix, BL_TMP_PREFIX)
 						 ? "an unfinished quota file"
 						 : "the quota file of a removed layer");
-		else if (prefix)
+		else if (prefix && !own)
 			h->sweep.left++;
-		else if (bl_id_check(d->d_name, "layer id", NULL) == 0)
+		else if (!prefix && !own && bl_id_check(d->d_name, "layer id", NULL) == 0)
 			sweep_orphan_quota_file(h, d->d_name);
 	}
 	closedir(dir);
 }
 
+void bl_sweep_own(btrfslayer *h)
+{
+	sweep_subvolumes(h, true);
+	sweep_quota_files(h, true);
+}
+
 void bl_sweep(btrfslayer *h)
 {
 	/* subvolumes first: a removal finished here buries its quota file */
-	sweep_subvolumes(h);
-	sweep_quota_files(h);
+	sweep_subvolumes(h, false);
+	sweep_quota_files(h, false);
 	h->sweep.qgroups = bl_quota_adopt_markers(h);
 	if (h->sweep.qgroups)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed %u qgroups of deleted subvolumes "

@@ -28,8 +28,9 @@ static const struct bl_subvolume *find(const struct bl_subvolume *list,
 
 /* A child of a read-only subvolume cannot be deleted (EROFS): make every
  * read-only subvolume that has children writable first.  They are all about
- * to be deleted. */
-static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed,
+ * to be deleted.  A nested one made writable is a change to the tree that
+ * is not undone: *spoiled says so. */
+static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed, bool *spoiled,
 			  const struct bl_subvolume *list, size_t n,
 			  const char *path, btrfslayer_error **err)
 {
@@ -56,8 +57,8 @@ static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed,
 		r = fd < 0 ? fd : bl_ioctl_subvolume_id(fd, &id);
 		if (r == 0 && id != parent)
 			r = -ESTALE;	/* the path no longer leads to it */
-		if (r == 0)
-			r = bl_ioctl_set_read_only(fd, false);
+		if (r == 0 && (r = bl_ioctl_set_read_only(fd, false)) == 0)
+			*spoiled = true;
 		if (fd >= 0)
 			close(fd);
 		if (r < 0)
@@ -84,7 +85,7 @@ static int mark_doomed(btrfslayer *h, uint64_t top_id, const struct bl_subvolume
 }
 
 static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_unsealed,
-			  const char *path, btrfslayer_error **err)
+			  bool *spoiled, const char *path, btrfslayer_error **err)
 {
 	struct bl_subvolume *list;
 	size_t n, i = 0;
@@ -95,10 +96,12 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 	if (h)
 		r = mark_doomed(h, top_id, list, n, err);
 	if (r == 0)
-		r = unseal_parents(top_fd, top_id, top_unsealed, list, n, path, err);
+		r = unseal_parents(top_fd, top_id, top_unsealed, spoiled, list, n, path, err);
 	/* children come before their parents */
 	for (; r == 0 && i < n; i++) {
 		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);
+		if (r == 0)
+			*spoiled = true;
 		if (r == 0 && h)
 			bl_quota_forget_subvolume(h, list[i].id);
 		if (r == -ENOENT)	/* gone already */
@@ -114,18 +117,22 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 	return r;
 }
 
-int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **err)
+int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
+		    btrfslayer_error **err)
 {
-	bool top_unsealed = false;
+	bool top_unsealed = false, spoiled_here = false;
 	uint64_t top_id;
 
+	if (!spoiled)
+		spoiled = &spoiled_here;
+	*spoiled = false;
 	/* The top too goes by the id of the subvolume fd holds, not by name:
 	 * whatever is renamed to its name meanwhile is not what gets deleted. */
 	int r = bl_ioctl_subvolume_id(fd, &top_id);
 	if (r < 0)
 		return bl_fail(err, r, "read subvolume id: %s", path);
 	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
-		r = destroy_nested(h, fd, top_id, &top_unsealed, path, err);
+		r = destroy_nested(h, fd, top_id, &top_unsealed, spoiled, path, err);
 		if (r < 0)
 			break;
 		r = bl_ioctl_destroy_by_id(fd, top_id);
@@ -142,8 +149,10 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, btrfslayer_error **
 	if (err && !*err)	/* the failing step may have said it already */
 		bl_fail(err, r, "delete subvolume: %s", path);
 	/* leave a read-only layer read-only when it survives */
-	if (top_unsealed && bl_ioctl_set_read_only(fd, true) < 0)
+	if (top_unsealed && bl_ioctl_set_read_only(fd, true) < 0) {
 		bl_log(BTRFSLAYER_LOG_WARNING,
 		       "could not make %s read-only again after a failed removal", path);
+		*spoiled = true;
+	}
 	return r;
 }
