@@ -260,7 +260,10 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 
 /* Delete layer `id` and every subvolume nested in it (read-only ones too),
  * and its recorded size limit.  The id is gone from the first step on.
- * -ENOENT if there is no such layer.  Never waits for quota accounting: the
+ * -ENOENT if there is no such layer.  On failure before anything is
+ * deleted, the layer gets its id back, whole; once part of it is gone, the
+ * rest stays under its tombstone and is deleted at close or at the next
+ * open (the error says so; exists() says 0).  Never waits for quota accounting: the
  * qgroups of the deleted subvolumes are destroyed as soon as the kernel lets
  * go of them (recent kernels drop them themselves). */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
