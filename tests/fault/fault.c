@@ -18,8 +18,9 @@
  *            markers may stay until the next open, which must sweep them.
  *   set/clear_quota: the kernel's limit and the quota file agree, both old
  *            or both new.
- * Every other layer stays as it was; after the next open, the contract's
- * invariants hold and status() counts exactly what its sweep removed.
+ * Every other layer stays as it was; after close (which cleans up the
+ * handle's own reserved names) and the next open, the contract's invariants
+ * hold and status() counts no more than what was left.
  *
  * Pass 2 fails, besides a first call that made the operation fail (and left
  * no partial state), each call made after it: the recovery from the first
