@@ -485,12 +485,10 @@ static void test_no_stale_qgroups(void **state)
 	open_store(c, NULL);
 }
 
-/* The parent goes first while its snapshot still shares its data.  With
- * simple quotas the kernel keeps the parent's qgroup then (it still owns
- * that data) and never drops it later by itself: the library must. */
-static void test_parent_removed_before_child(void **state)
+/* Layer "parent" with 4M of data and "child", a snapshot that shares it;
+ * returns the level-0 qgroups there were before (the cleaner done). */
+static int make_shared_parent(struct ctx *c)
 {
-	struct ctx *c = *state;
 	int error;
 	wait_for_cleaner();
 	int before = count_qgroups();
@@ -499,6 +497,16 @@ static void test_parent_removed_before_child(void **state)
 	assert_int_equal(write_data(dir, "data", 4 * MiB, &error), 4 * MiB);
 	free(dir);
 	create_sized(c, "child", "parent", "size=16M");
+	return before;
+}
+
+/* The parent goes first while its snapshot still shares its data.  With
+ * simple quotas the kernel keeps the parent's qgroup then (it still owns
+ * that data) and never drops it later by itself: the library must. */
+static void test_parent_removed_before_child(void **state)
+{
+	struct ctx *c = *state;
+	int before = make_shared_parent(c);
 	assert_ok(btrfslayer_remove(c->h, "parent", ERR));
 	wait_for_cleaner();
 	assert_ok(btrfslayer_remove(c->h, "child", ERR));
@@ -517,14 +525,7 @@ static void test_parent_removed_before_child(void **state)
 static void test_stale_qgroup_outlives_handle(void **state)
 {
 	struct ctx *c = *state;
-	int error;
-	wait_for_cleaner();
-	int before = count_qgroups();
-	create_sized(c, "parent", NULL, NULL);
-	char *dir = layer_path(c, "parent");
-	assert_int_equal(write_data(dir, "data", 4 * MiB, &error), 4 * MiB);
-	free(dir);
-	create_sized(c, "child", "parent", "size=16M");
+	int before = make_shared_parent(c);
 	assert_ok(btrfslayer_remove(c->h, "parent", ERR));
 	assert_ok(btrfslayer_remove(c->h, "child", ERR));
 	assert_ok(btrfslayer_close(c->h, ERR));
