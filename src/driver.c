@@ -488,8 +488,7 @@ static int publish_layer(btrfslayer *h, const char *tmp, const char *id,
 	struct stat st;
 	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return bl_fail(err, -EEXIST, "create layer: %s", path);
-	int r = size ? bl_quota_file_write(h, id, size, err)
-		     : bl_quota_file_remove(h, id, err);
+	int r = bl_quota_file_set(h, id, size, err);
 	if (r == 0 &&
 	    renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
 		return 0;

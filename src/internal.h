@@ -337,6 +337,8 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);
 int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
 			btrfslayer_error **err);
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
+/* bl_quota_file_write(), or bl_quota_file_remove() when size is 0. */
+int bl_quota_file_set(btrfslayer *h, const char *id, uint64_t size, btrfslayer_error **err);
 /* rename: no replace; 0 or -errno (-ENOENT when there is no file).
  * remove: a missing file is not an error. */
 int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to);
@@ -358,10 +360,10 @@ void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id);
 /* Try again for up to `max` of the oldest waiting qgroups; returns how many
  * this call destroyed. */
 unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
-/* Take up the markers found in quotas/ (open's sweep): each is tried now
- * and, while the kernel still holds it, kept waiting.  Returns the number of
- * qgroups destroyed. */
-unsigned bl_quota_adopt_markers(btrfslayer *h);
+/* Open's sweep found quotas/<name>: if it is a marker, its qgroup is tried
+ * now and, while the kernel still holds it, kept waiting.  1 if this
+ * destroyed the qgroup, 0 if not, -EINVAL if name is not a marker's. */
+int bl_quota_adopt_marker(btrfslayer *h, const char *name);
 
 /* ---- tree.c --------------------------------------------------------------- */
 

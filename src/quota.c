@@ -16,7 +16,6 @@
  * handle comes next destroys it, even after a crash.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -185,53 +184,52 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
 	return bl_quota_limit(fd, 0, path, err);
 }
 
+/* Make the kernel's limit of fd's subvolume `size` (0: none): 1 if it
+ * changed it, 0 if it was so already.  The quota tree is read first, as a
+ * read is cheaper than the limit's transaction. */
+static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **err)
+{
+	uint64_t subvolume;
+	struct bl_qgroup qgroup = { 0 };	/* no qgroup is no limit */
+	int r = bl_ioctl_subvolume_id(fd, &subvolume);
+	if (r == 0)
+		r = bl_ioctl_qgroup_info(fd, subvolume, &qgroup);
+	if ((r == 0 || r == -ENOENT) && qgroup.max_referenced == size)
+		return 0;
+	r = bl_quota_limit(fd, size, path, err);
+	return r < 0 ? r : 1;
+}
+
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err)
 {
-	uint64_t size, subvolume;
-	struct bl_qgroup qgroup;
+	uint64_t size;
 	if (bl_quota_file_read(h, id, &size) < 0)
 		return 0;	/* none, or garbage: logged, never a wrong limit */
 	int r = bl_quota_ensure(h, err);
-	if (r < 0)
-		return r;
-	/* a read of the quota tree is cheaper than the limit's transaction */
-	if (bl_ioctl_subvolume_id(fd, &subvolume) == 0 &&
-	    bl_ioctl_qgroup_info(fd, subvolume, &qgroup) == 0 && qgroup.max_referenced == size)
-		return 0;
-	return bl_quota_limit(fd, size, path, err);
+	if (r == 0)
+		r = limit_to(fd, size, path, err);
+	return r < 0 ? r : 0;
 }
 
 int bl_quota_reconcile(btrfslayer *h, const char *id, int fd, const char *path)
 {
-	uint64_t recorded = 0, subvolume;
-	struct bl_qgroup qgroup;
-	int r = bl_quota_file_read(h, id, &recorded);
-	if (r == -EINVAL)
-		return 0;	/* garbage: logged, never a wrong limit */
-	r = bl_ioctl_subvolume_id(fd, &subvolume);
-	if (r == 0)
-		r = bl_ioctl_qgroup_info(fd, subvolume, &qgroup);
-	if (r == -ENOENT && !recorded)
-		return 0;	/* no qgroup, no limit */
-	if (r == 0 && qgroup.max_referenced == recorded)
-		return 0;
+	uint64_t recorded = 0;
 	btrfslayer_error *err = NULL;
-	if (r == 0 || r == -ENOENT)
-		r = bl_quota_limit(fd, recorded, path, &err);
-	if (r < 0) {
+	if (bl_quota_file_read(h, id, &recorded) == -EINVAL)
+		return 0;	/* garbage: logged, never a wrong limit */
+	int r = limit_to(fd, recorded, path, &err);
+	if (r < 0)
 		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: size limit of %s: %s", path,
 		       err ? btrfslayer_error_message(err) : btrfslayer_strerror(r));
-		btrfslayer_error_free(err);
-		return r;
-	}
-	if (recorded)
+	else if (r == 1 && recorded)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: size limit of %s set back to its record, "
 		       "%" PRIu64 " bytes", path, recorded);
-	else
+	else if (r == 1)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: size limit of %s removed: none is on record",
 		       path);
-	return 1;
+	btrfslayer_error_free(err);
+	return r;
 }
 
 /* ---- HOME/quotas/<id> ------------------------------------------------------ */
@@ -277,6 +275,11 @@ int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
 		return bl_fail(err, -errno, "write quota file: sync %s", path);
 	}
 	return 0;
+}
+
+int bl_quota_file_set(btrfslayer *h, const char *id, uint64_t size, btrfslayer_error **err)
+{
+	return size ? bl_quota_file_write(h, id, size, err) : bl_quota_file_remove(h, id, err);
 }
 
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
@@ -465,32 +468,17 @@ unsigned bl_quota_retry_pending(btrfslayer *h, size_t max)
 	return destroyed;
 }
 
-unsigned bl_quota_adopt_markers(btrfslayer *h)
+int bl_quota_adopt_marker(btrfslayer *h, const char *name)
 {
-	int fd = openat(h->quotas_fd, ".", BL_DIR_FLAGS);
-	DIR *dir = fd < 0 ? NULL : fdopendir(fd);
-	struct dirent *d;
-	unsigned destroyed = 0;
-	if (!dir) {
-		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: read %s/" BL_QUOTAS ": %s", h->home,
-		       strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
+	uint64_t id = marker_id(name);
+	if (!id)
+		return -EINVAL;
 	pthread_mutex_lock(&h->quota_lock);
-	/* each is tried at once: only those that must wait take memory */
-	while ((d = readdir(dir))) {
-		uint64_t id = marker_id(d->d_name);
-		int r = id ? try_destroy(h, id) : 0;
-		if (r == 1)
-			destroyed++;
-		else if (r == -EBUSY)
-			add_pending_locked(h, id);
-	}
+	int r = try_destroy(h, id);
+	if (r == -EBUSY)
+		add_pending_locked(h, id);	/* only those that must wait */
 	pthread_mutex_unlock(&h->quota_lock);
-	closedir(dir);
-	return destroyed;
+	return r == 1;
 }
 
 /* ---- the API: set, clear, usage ------------------------------------------ */
@@ -517,8 +505,7 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 		/* the record last; a failed call puts both back as they were
 		 * (the write may fail after its rename, at the fsync) */
 		if (r == 0 && (r = bl_quota_file_write(h, id, size, err)) < 0 &&
-		    ((before ? bl_quota_file_write(h, id, before, NULL)
-			     : bl_quota_file_remove(h, id, NULL)) < 0 ||
+		    (bl_quota_file_set(h, id, before, NULL) < 0 ||
 		     bl_quota_limit(fd, before, path, NULL) < 0))
 			bl_log(BTRFSLAYER_LOG_ERR, "set size limit: %s: could not put back "
 			       "the limit as it was; the next open sets it to its record", path);

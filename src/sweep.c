@@ -179,6 +179,8 @@ static void sweep_quota_files(btrfslayer *h, bool own)
 			h->sweep.left++;
 		else if (!prefix && !own && bl_id_check(d->d_name, "layer id", NULL) == 0)
 			sweep_orphan_quota_file(h, d->d_name);
+		else if (!own && bl_quota_adopt_marker(h, d->d_name) == 1)
+			h->sweep.qgroups++;
 	}
 	closedir(dir);
 }
@@ -191,10 +193,10 @@ void bl_sweep_own(btrfslayer *h)
 
 void bl_sweep(btrfslayer *h)
 {
-	/* subvolumes first: a removal finished here buries its quota file */
+	/* subvolumes first: a removal finished here leaves its quota file and
+	 * the markers of its qgroups to the pass over quotas/ */
 	sweep_subvolumes(h, false);
 	sweep_quota_files(h, false);
-	h->sweep.qgroups = bl_quota_adopt_markers(h);
 	if (h->sweep.qgroups)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed %u qgroups of deleted subvolumes "
 		       "in %s", h->sweep.qgroups, h->home);
