@@ -1,0 +1,856 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Edge cases of "trustworthy state", on a real btrfs, as a user checks them:
+ * - a sweep never waits on a live handle's id lock (item 4);
+ * - a full filesystem can still be cleaned through the library, and calls
+ *   that fail for lack of space leave nothing behind and name the layer
+ *   (items 20, 24), on a small filesystem of its own;
+ * - a remove that meets a busy nested subvolume either changes nothing or
+ *   says that the layer is gone and the rest is deleted later (item 22);
+ * - a layer bind-mounted onto itself is still a layer; another subvolume
+ *   mounted at its name is not (item 23).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <btrfsutil.h>
+#include <cmocka.h>
+
+#include "btrfslayer.h"
+#include "check.h"
+#include "fsprobe.h"
+#include "harness.h"
+
+#define MiB (UINT64_C(1) << 20)
+/* HOME/.lock: session slots first, then one byte per id lock (session.c) */
+#define LOCK_SLOTS 4096
+#define ID_LOCKS 64
+/* mkfs.btrfs (6.2) makes a filesystem down to about 114 MiB */
+#define SMALL_FS_SIZE (128LL << 20)
+
+#define HOME_MAX 128
+
+struct ctx {
+	char home[HOME_MAX];
+};
+
+static const char *const no_mount[] = { "btrfs.mount_home=false" };
+
+static int setup(void **state)
+{
+	struct ctx *c = calloc(1, sizeof(*c));
+	harness_new_home(c->home, sizeof(c->home));
+	*state = c;
+	return 0;
+}
+
+/* What a failed test leaves mounted or running goes in its teardown. */
+static char mounted[4][PATH_MAX];
+static pid_t running = -1;
+
+static int teardown(void **state)
+{
+	for (size_t i = 0; i < sizeof(mounted) / sizeof(mounted[0]); i++)
+		if (mounted[i][0] && umount2(mounted[i], MNT_DETACH) == 0)
+			mounted[i][0] = '\0';
+	if (running > 0) {
+		kill(running, SIGKILL);
+		waitpid(running, NULL, 0);
+		running = -1;
+	}
+	free(*state);
+	return 0;
+}
+
+static btrfslayer *open_home(const char *home, const char *const *opts, size_t n)
+{
+	btrfslayer *h = NULL;
+	assert_ok(btrfslayer_open(home, opts, n, NULL, 0, NULL, 0, &h, ERR));
+	return h;
+}
+
+static void close_home(btrfslayer *h)
+{
+	assert_ok(btrfslayer_close(h, ERR));
+}
+
+/* A status key's number, or -1 (no assertion: usable in a child). */
+static long status_number(btrfslayer *h, const char *key)
+{
+	btrfslayer_list *list = NULL;
+	long n = -1;
+	if (btrfslayer_status(h, &list, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < btrfslayer_list_count(list); i++)
+		if (!strcmp(btrfslayer_list_key(list, i), key))
+			n = strtol(btrfslayer_list_value(list, i), NULL, 10);
+	btrfslayer_list_free(list);
+	return n;
+}
+
+static void layer_path(const char *home, const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/subvolumes/%s", home, id);
+}
+
+static void write_file(const char *path, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	char block[4096];
+	assert_true(fd >= 0);
+	memset(block, 'x', sizeof(block));
+	for (size_t done = 0; done < size; done += sizeof(block))
+		assert_int_equal(write(fd, block, sizeof(block)), sizeof(block));
+	assert_int_equal(close(fd), 0);
+}
+
+static uint64_t qgroup_limit(const char *mnt, uint64_t subvolume)
+{
+	struct probe_qgroup *q;
+	uint64_t limit = 0;
+	size_t n = probe_qgroups(mnt, &q);
+	for (size_t i = 0; i < n; i++)
+		if (q[i].id == subvolume)
+			limit = q[i].max_referenced;
+	free(q);
+	return limit;
+}
+
+/* ---- item 4: the sweep never waits on a live handle ------------------------- */
+
+/* The library's id lock index: FNV-1a of the id, modulo the id locks. */
+static unsigned id_lock_index(const char *id)
+{
+	uint32_t hash = 2166136261u;
+	for (; *id; id++)
+		hash = (hash ^ (unsigned char)*id) * 16777619u;
+	return hash % ID_LOCKS;
+}
+
+/* Open the home in a child, as a second process would, and report what the
+ * open returned, its sweep_left and how long it took.  The child dies of
+ * SIGALRM after `bound` seconds. */
+struct child_open {
+	int r;
+	long left;
+	double seconds;
+	bool timed_out;
+};
+
+static struct child_open open_in_child(const char *home, unsigned bound)
+{
+	struct child_open out = { .r = 1, .left = -1 };
+	struct timespec t0, t1;
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		btrfslayer *h = NULL;
+		alarm(bound);
+		close(fds[0]);
+		out.r = btrfslayer_open(home, no_mount, 1, NULL, 0, NULL, 0, &h, NULL);
+		if (out.r == 0)
+			out.left = status_number(h, "sweep_left");
+		btrfslayer_close(h, NULL);
+		_exit(write(fds[1], &out, sizeof(out)) == (ssize_t)sizeof(out) ? 0 : 1);
+	}
+	close(fds[1]);
+	int status;
+	ssize_t got = read(fds[0], &out, sizeof(out));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	out.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	out.timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM;
+	if (!out.timed_out && got != (ssize_t)sizeof(out))
+		fail_msg("the child that opens the home died (status 0x%x)", status);
+	return out;
+}
+
+/* A handle stuck inside a call on id "stuck" holds that id's lock (taken
+ * here on our own open of HOME/.lock, as another handle's open file holds
+ * it).  The sweep has work on that id: its kernel limit disagrees with its
+ * record, and an orphan quota file whose id shares the lock.  Open from
+ * another process must return 0 within 5 s, leave that work (sweep_left),
+ * and do it at the next open once the lock is free. */
+static void test_sweep_never_waits_on_live_handle(void **state)
+{
+	struct ctx *c = *state;
+	char path[PATH_MAX], lock_path[PATH_MAX], ghost[32], ghost_path[PATH_MAX];
+	const char *size[] = { "size=8M" };
+
+	btrfslayer *h = open_home(c->home, no_mount, 1);
+	assert_ok(btrfslayer_create(h, "stuck", NULL, 0, NULL, size, 1, ERR));
+	close_home(h);
+	layer_path(c->home, "stuck", path, sizeof(path));
+	const char *const shrink[] = { "btrfs", "qgroup", "limit", "4M", path, NULL };
+	assert_int_equal(harness_run(shrink), 0);
+	unsigned index = id_lock_index("stuck");
+	for (int i = 0;; i++) {
+		snprintf(ghost, sizeof(ghost), "ghost-%d", i);
+		if (id_lock_index(ghost) == index)
+			break;
+	}
+	snprintf(ghost_path, sizeof(ghost_path), "%s/quotas/%s", c->home, ghost);
+	FILE *f = fopen(ghost_path, "w");
+	assert_non_null(f);
+	fputs("8388608\n", f);
+	assert_int_equal(fclose(f), 0);
+
+	snprintf(lock_path, sizeof(lock_path), "%s/.lock", c->home);
+	int lock_fd = open(lock_path, O_RDWR | O_CLOEXEC);
+	assert_true(lock_fd >= 0);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = LOCK_SLOTS + index, .l_len = 1 };
+	assert_int_equal(fcntl(lock_fd, F_OFD_SETLK, &fl), 0);
+
+	struct child_open got = open_in_child(c->home, 5);
+	print_message("open with id lock %u held elsewhere: %s after %.2f s, sweep_left %ld\n",
+		      index, got.timed_out ? "still blocked (SIGALRM)" : "returned", got.seconds,
+		      got.left);
+	if (got.timed_out)
+		fail_msg("open blocked for 5 s: its sweep waits for the id lock of \"stuck\" "
+			 "that a live handle holds");
+	assert_int_equal(got.r, 0);
+	if (got.left < 1)
+		fail_msg("sweep_left is %ld: the work on the locked id was neither done nor "
+			 "counted as left", got.left);
+	/* what it could not lock, it left as it was */
+	assert_int_equal(qgroup_limit(harness_btrfs(), probe_subvolume_id(path)), 4 * MiB);
+	assert_int_equal(access(ghost_path, F_OK), 0);
+
+	/* the stuck handle goes: the next open does the work */
+	assert_int_equal(close(lock_fd), 0);
+	h = open_home(c->home, no_mount, 1);
+	assert_int_equal(status_number(h, "sweep_left"), 0);
+	assert_true(status_number(h, "sweep_limits") >= 1);
+	assert_true(status_number(h, "sweep_quota_files") >= 1);
+	btrfslayer_usage u;
+	assert_ok(btrfslayer_get_usage(h, "stuck", 0, &u, sizeof(u), ERR));
+	assert_int_equal(u.limit, 8 * MiB);
+	assert_int_equal(access(ghost_path, F_OK), -1);
+	assert_ok(btrfslayer_remove(h, "stuck", ERR));
+	close_home(h);
+}
+
+/* ---- item 23: a layer's own mount does not hide it ------------------------- */
+
+static void bind_mount(const char *from, const char *to)
+{
+	if (mount(from, to, NULL, MS_BIND, NULL) < 0)
+		fail_msg("bind mount %s on %s: %s", from, to, strerror(errno));
+	for (size_t i = 0; i < sizeof(mounted) / sizeof(mounted[0]); i++)
+		if (!mounted[i][0]) {
+			snprintf(mounted[i], sizeof(mounted[i]), "%s", to);
+			break;
+		}
+}
+
+static void unmount(const char *path)
+{
+	if (umount2(path, 0) < 0)
+		fail_msg("umount %s: %s", path, strerror(errno));
+	for (size_t i = 0; i < sizeof(mounted) / sizeof(mounted[0]); i++)
+		if (!strcmp(mounted[i], path))
+			mounted[i][0] = '\0';
+}
+
+static void test_layer_mounted_on_itself(void **state)
+{
+	struct ctx *c = *state;
+	char path[PATH_MAX], file[PATH_MAX + 16], *got = NULL;
+	btrfslayer *h = open_home(c->home, no_mount, 1);
+	assert_ok(btrfslayer_create(h, "bound", NULL, 0, NULL, NULL, 0, ERR));
+	layer_path(c->home, "bound", path, sizeof(path));
+	snprintf(file, sizeof(file), "%s/data", path);
+	write_file(file, 4096);
+
+	/* as a runtime does for mount propagation */
+	bind_mount(path, path);
+	int exists = btrfslayer_exists(h, "bound", NULL);
+	if (exists != 1)
+		fail_msg("exists(bound) = %d for a layer bind-mounted onto itself: want 1", exists);
+	assert_ok(btrfslayer_get(h, "bound", NULL, &got, ERR));
+	assert_string_equal(got, path);
+	free(got);
+	expect_fail(btrfslayer_remove(h, "bound", ERR), -EBUSY, "bound");
+	assert_int_equal(btrfslayer_exists(h, "bound", NULL), 1);
+	assert_int_equal(access(file, F_OK), 0);
+	unmount(path);
+	/* intact under its mount, and removable once it is gone */
+	assert_int_equal(btrfslayer_exists(h, "bound", NULL), 1);
+	assert_int_equal(access(file, F_OK), 0);
+	assert_int_equal(probe_read_only(path), 0);
+	assert_ok(btrfslayer_remove(h, "bound", ERR));
+
+	/* another subvolume mounted at a layer's name is not that layer */
+	char foreign[PATH_MAX], sentinel[PATH_MAX + 16];
+	snprintf(foreign, sizeof(foreign), "%s/foreign-subvolume", harness_btrfs());
+	assert_int_equal(btrfs_util_create_subvolume(foreign, 0, NULL, NULL), BTRFS_UTIL_OK);
+	snprintf(sentinel, sizeof(sentinel), "%s/sentinel", foreign);
+	write_file(sentinel, 4096);
+	assert_ok(btrfslayer_create(h, "covered", NULL, 0, NULL, NULL, 0, ERR));
+	layer_path(c->home, "covered", path, sizeof(path));
+	bind_mount(foreign, path);
+	assert_int_equal(btrfslayer_exists(h, "covered", NULL), 0);
+	expect_fail(btrfslayer_get(h, "covered", NULL, &got, ERR), -ENOENT, "not a layer");
+	expect_fail(btrfslayer_remove(h, "covered", ERR), -ENOENT, "not a layer");
+	unmount(path);
+	assert_int_equal(access(sentinel, F_OK), 0);
+	assert_int_equal(probe_read_only(foreign), 0);
+	assert_int_equal(btrfslayer_exists(h, "covered", NULL), 1);
+	assert_ok(btrfslayer_remove(h, "covered", ERR));
+	assert_int_equal(btrfs_util_delete_subvolume(foreign, 0), BTRFS_UTIL_OK);
+	close_home(h);
+}
+
+/* ---- item 22: a remove that meets a busy nested subvolume ------------------- */
+
+/* `btrfs send` of `path` into a pipe nobody reads: it blocks with the
+ * subvolume held (the kernel refuses to delete it meanwhile).  *reader is
+ * the pipe's read end. */
+static pid_t start_blocked_send(const char *path, int *reader)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(fds[1], STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(fds[0]);
+		execlp("btrfs", "btrfs", "send", "-q", path, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	*reader = fds[0];
+	running = pid;
+	/* wait until the pipe is full and stays so: send is then stuck in
+	 * the middle of the stream */
+	int last = -1, steady = 0;
+	for (int i = 0; i < 500 && steady < 5; i++) {
+		int queued = 0;
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+		if (ioctl(fds[0], FIONREAD, &queued) < 0 || waitpid(pid, NULL, WNOHANG) != 0)
+			break;
+		steady = queued >= 16 * 1024 && queued == last ? steady + 1 : 0;
+		last = queued;
+	}
+	if (steady == 5)
+		return pid;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	running = -1;
+	fail_msg("btrfs send %s never filled its pipe", path);
+	return -1;
+}
+
+static void stop_send(pid_t pid, int reader)
+{
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	running = -1;
+	close(reader);
+}
+
+/* Layer `id` with nested subvolumes "ro" (read-only, 4 MiB of data) and
+ * "rw", made in the order given. */
+static void make_nested_layer(btrfslayer *h, const char *home, const char *id, bool ro_first,
+			      uint64_t ids[2])
+{
+	char path[PATH_MAX], ro[PATH_MAX + 8], rw[PATH_MAX + 8], data[PATH_MAX + 16];
+	assert_ok(btrfslayer_create(h, id, NULL, 0, NULL, NULL, 0, ERR));
+	layer_path(home, id, path, sizeof(path));
+	snprintf(ro, sizeof(ro), "%s/ro", path);
+	snprintf(rw, sizeof(rw), "%s/rw", path);
+	for (int i = 0; i < 2; i++) {
+		const char *sub = (i == 0) == ro_first ? ro : rw;
+		assert_int_equal(btrfs_util_create_subvolume(sub, 0, NULL, NULL), BTRFS_UTIL_OK);
+	}
+	snprintf(data, sizeof(data), "%s/data", ro);
+	write_file(data, 4 * MiB);
+	snprintf(data, sizeof(data), "%s/data", rw);
+	write_file(data, 4096);
+	probe_settle(harness_btrfs());
+	assert_int_equal(btrfs_util_set_subvolume_read_only(ro, true), BTRFS_UTIL_OK);
+	ids[0] = probe_subvolume_id(ro);
+	ids[1] = probe_subvolume_id(rw);
+}
+
+static bool subvolume_alive(uint64_t id)
+{
+	uint64_t *ids;
+	size_t n = probe_subvolumes(harness_btrfs(), &ids);
+	bool found = false;
+	for (size_t i = 0; i < n; i++)
+		found |= ids[i] == id;
+	free(ids);
+	return found;
+}
+
+/* One order of nested subvolumes: remove while "ro" is being sent. */
+static void remove_while_sending(const struct ctx *c, const char *id, bool ro_first)
+{
+	char path[PATH_MAX], ro[PATH_MAX + 8], rw_data[PATH_MAX + 16];
+	uint64_t nested[2];
+	btrfslayer *h = open_home(c->home, no_mount, 1);
+	make_nested_layer(h, c->home, id, ro_first, nested);
+	layer_path(c->home, id, path, sizeof(path));
+	snprintf(ro, sizeof(ro), "%s/ro", path);
+	snprintf(rw_data, sizeof(rw_data), "%s/rw/data", path);
+	int reader;
+	pid_t send = start_blocked_send(ro, &reader);
+
+	btrfslayer_error *err = NULL;
+	int r = btrfslayer_remove(h, id, &err);
+	int exists = btrfslayer_exists(h, id, NULL);
+	const char *msg = err ? btrfslayer_error_message(err) : "(no error)";
+	print_message("remove %s (nested %s first) during send: %d, exists %d: %s\n", id,
+		      ro_first ? "ro" : "rw", r, exists, msg);
+	bool gone = exists == 0;
+	if (r < 0 && exists == 1) {
+		/* failed before changing anything: whole, under its id */
+		assert_int_equal(probe_read_only(path), 0);
+		assert_int_equal(probe_read_only(ro), 1);
+		assert_int_equal(access(rw_data, F_OK), 0);
+		assert_true(subvolume_alive(nested[0]) && subvolume_alive(nested[1]));
+	} else if (r < 0) {
+		if (!strstr(msg, id) ||
+		    !(strstr(msg, "later") || strstr(msg, "at close") || strstr(msg, "next open")))
+			fail_msg("remove %s stopped half-way (the id is gone) but its error does "
+				 "not say that the layer is gone and the rest is deleted later: "
+				 "\"%s\"", id, msg);
+	} else {
+		assert_int_equal(exists, 0);
+	}
+	btrfslayer_error_free(err);
+	stop_send(send, reader);
+
+	/* once the send is over, close and the next open clean up */
+	close_home(h);
+	h = open_home(c->home, no_mount, 1);
+	if (gone) {
+		char dir[PATH_MAX + 16];
+		snprintf(dir, sizeof(dir), "%s/subvolumes", c->home);
+		char *left = probe_listing(dir, NULL);
+		assert_string_equal(left, "");
+		free(left);
+		probe_settle(harness_btrfs());
+		assert_false(subvolume_alive(nested[0]));
+		assert_false(subvolume_alive(nested[1]));
+	} else {
+		assert_ok(btrfslayer_remove(h, id, ERR));
+	}
+	assert_int_equal(btrfslayer_exists(h, id, NULL), 0);
+	close_home(h);
+}
+
+static void test_remove_meets_busy_nested(void **state)
+{
+	const struct ctx *c = *state;
+	remove_while_sending(c, "nest-ro-first", true);
+	remove_while_sending(c, "nest-rw-first", false);
+}
+
+/* ---- items 20 and 24: a full filesystem ------------------------------------ */
+
+/* A small btrfs of its own, below the harness's mount (so that the
+ * harness's safety net unmounts it recursively should we die). */
+struct small {
+	char image[HOME_MAX], mnt[HOME_MAX], home[HOME_MAX + 8], fill[HOME_MAX + 8];
+	bool mounted;
+	btrfslayer *h;	/* open on it, closed by the teardown of a failed test */
+};
+
+static struct small small;
+
+static void small_teardown(void)
+{
+	btrfslayer_close(small.h, NULL);
+	small.h = NULL;
+	if (small.mounted && umount2(small.mnt, 0) < 0 && umount2(small.mnt, MNT_DETACH) < 0)
+		fprintf(stderr, "umount %s: %s\n", small.mnt, strerror(errno));
+	small.mounted = false;
+	if (small.mnt[0])
+		rmdir(small.mnt);
+	if (small.image[0])
+		unlink(small.image);
+}
+
+static int small_test_teardown(void **state)
+{
+	(void)state;
+	small_teardown();
+	return 0;
+}
+
+static void small_make(void)
+{
+	/* the image on the host's disk: filling it must not fill the harness's
+	 * btrfs */
+	snprintf(small.image, sizeof(small.image), "%s/../small.img", harness_btrfs());
+	snprintf(small.mnt, sizeof(small.mnt), "%s/small", harness_btrfs());
+	snprintf(small.home, sizeof(small.home), "%s/home", small.mnt);
+	snprintf(small.fill, sizeof(small.fill), "%s/fill", small.mnt);
+	int fd = open(small.image, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, SMALL_FS_SIZE), 0);
+	close(fd);
+	assert_int_equal(mkdir(small.mnt, 0755), 0);
+	const char *const mkfs[] = { "mkfs.btrfs", "-q", "-f", small.image, NULL };
+	assert_int_equal(harness_run(mkfs), 0);
+	const char *const mnt[] = { "mount", "-t", "btrfs", "-o", "loop", small.image,
+				    small.mnt, NULL };
+	assert_int_equal(harness_run(mnt), 0);
+	small.mounted = true;
+	assert_int_equal(mkdir(small.fill, 0755), 0);
+}
+
+/* Write `fd` until ENOSPC, in ever smaller pieces, committing between
+ * rounds (a commit returns what reservations held back); the bytes. */
+static uint64_t fill_data(void)
+{
+	static char block[MiB];
+	char path[PATH_MAX + 16];
+	uint64_t total = 0;
+	snprintf(path, sizeof(path), "%s/big", small.fill);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	memset(block, 'f', sizeof(block));
+	for (int round = 0; round < 4; round++) {
+		uint64_t before = total;
+		for (size_t piece = MiB; piece >= 4096; piece /= 4) {
+			ssize_t n;
+			while ((n = write(fd, block, piece)) > 0)
+				total += (uint64_t)n;
+		}
+		fsync(fd);
+		syncfs(fd);
+		if (total == before)
+			break;
+	}
+	close(fd);
+	return total;
+}
+
+/* Metadata: files with big xattrs, then empty files and directories, until
+ * ENOSPC, committing between rounds; the number of entries made. */
+static unsigned long fill_metadata(void)
+{
+	static char value[3800];
+	char path[PATH_MAX + 32];
+	unsigned long made = 0;
+	memset(value, 'm', sizeof(value));
+	for (int round = 0; round < 6; round++) {
+		unsigned long before = made;
+		for (int kind = 0; kind < 3; kind++) {
+			for (;;) {
+				snprintf(path, sizeof(path), "%s/m%d-%lu", small.fill, kind, made);
+				if (kind == 2 && mkdir(path, 0755) < 0)
+					break;
+				int fd = kind == 2 ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL |
+							       O_CLOEXEC, 0644);
+				if (kind != 2 && fd < 0)
+					break;
+				if (fd >= 0)
+					close(fd);
+				made++;
+				if (kind == 0 && setxattr(path, "user.fill", value, sizeof(value), 0) < 0)
+					break;
+			}
+		}
+		sync();
+		if (made == before)
+			break;
+	}
+	return made;
+}
+
+/* What a failed call must not have changed. */
+struct fs_state {
+	char *subvolumes, *quotas, *limits;
+	uint64_t *ids;
+	size_t n_ids;
+};
+
+static void state_take(struct fs_state *s)
+{
+	char dir[PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s/subvolumes", small.home);
+	s->subvolumes = probe_listing(dir, NULL);
+	snprintf(dir, sizeof(dir), "%s/quotas", small.home);
+	/* markers of qgroups waiting for the kernel's cleaner may come and go */
+	s->quotas = probe_listing(dir, ".qgroup-");
+	s->limits = probe_limits(small.mnt);
+	s->n_ids = probe_subvolumes(small.mnt, &s->ids);
+}
+
+static void state_free(struct fs_state *s)
+{
+	free(s->subvolumes);
+	free(s->quotas);
+	free(s->limits);
+	free(s->ids);
+}
+
+static void state_expect(const struct fs_state *before, const char *what)
+{
+	struct fs_state now;
+	state_take(&now);
+	if (probe_has_prefix(now.subvolumes, ".tmp-") || probe_has_prefix(now.subvolumes, ".tomb-"))
+		fail_msg("%s left %s/subvolumes: \"%s\"", what, small.home, now.subvolumes);
+	if (probe_has_prefix(now.quotas, ".tmp-") || probe_has_prefix(now.quotas, ".tomb-"))
+		fail_msg("%s left %s/quotas: \"%s\"", what, small.home, now.quotas);
+	if (strcmp(now.subvolumes, before->subvolumes))
+		fail_msg("%s changed subvolumes/: \"%s\", was \"%s\"", what, now.subvolumes,
+			 before->subvolumes);
+	if (strcmp(now.quotas, before->quotas))
+		fail_msg("%s changed quotas/: \"%s\", was \"%s\"", what, now.quotas, before->quotas);
+	if (now.n_ids != before->n_ids ||
+	    memcmp(now.ids, before->ids, now.n_ids * sizeof(*now.ids)))
+		fail_msg("%s left %zu subvolumes on the filesystem, there were %zu", what,
+			 now.n_ids, before->n_ids);
+	if (strcmp(now.limits, before->limits))
+		fail_msg("%s changed the qgroup limits: \"%s\", were \"%s\"", what, now.limits,
+			 before->limits);
+	state_free(&now);
+}
+
+/* A call on layer `id` at ENOSPC: it succeeded (the layer is there), or it
+ * failed with an error that names the layer, not a reserved name, and left
+ * the filesystem as it was. */
+static void expect_clean(btrfslayer *h, int r, btrfslayer_error *err, const char *id,
+			 const char *what, const struct fs_state *before)
+{
+	const char *msg = err ? btrfslayer_error_message(err) : NULL;
+	print_message("  %s: %d%s%s\n", what, r, msg ? ": " : "", msg ? msg : "");
+	if (r == 0) {
+		assert_int_equal(btrfslayer_exists(h, id, NULL), 1);
+		return;
+	}
+	if (!msg)
+		fail_msg("%s failed (%d) without an error object", what, r);
+	if (!strstr(msg, id) || strstr(msg, ".tmp-") || strstr(msg, ".tomb-"))
+		fail_msg("%s: the error must name layer %s, not a reserved name: \"%s\"", what, id,
+			 msg);
+	btrfslayer_error_free(err);
+	state_expect(before, what);
+}
+
+static const char *const size16[] = { "size=16M" };
+
+/* After close: no reserved name in subvolumes/ or quotas/. */
+static void expect_nothing_reserved(void)
+{
+	struct fs_state now;
+	state_take(&now);
+	if (probe_has_prefix(now.subvolumes, ".tmp-") || probe_has_prefix(now.subvolumes, ".tomb-") ||
+	    probe_has_prefix(now.quotas, ".tmp-") || probe_has_prefix(now.quotas, ".tomb-"))
+		fail_msg("after close, %s holds subvolumes \"%s\" and quotas \"%s\"", small.home,
+			 now.subvolumes, now.quotas);
+	state_free(&now);
+}
+
+/* Open the small home in `mode` (NULL: quotas off) with layers "base" (a
+ * snapshot source), "victim" (to remove) and "limited" (size limit 32 MiB,
+ * when quotas are on). */
+static btrfslayer *small_home(const char *mode)
+{
+	char opt[64], file[PATH_MAX + 32];
+	const char *opts[2] = { "btrfs.mount_home=false", opt };
+	snprintf(opt, sizeof(opt), "btrfs.quota_mode=%s", mode ? mode : "");
+	btrfslayer *h = small.h = open_home(small.home, opts, mode ? 2 : 1);
+	const char *limit[] = { "size=32M" };
+	assert_ok(btrfslayer_create(h, "base", NULL, 0, NULL, NULL, 0, ERR));
+	assert_ok(btrfslayer_create(h, "victim", NULL, 0, NULL, NULL, 0, ERR));
+	assert_ok(btrfslayer_create(h, "limited", NULL, 0, NULL, limit, mode ? 1 : 0, ERR));
+	snprintf(file, sizeof(file), "%s/subvolumes/base/data", small.home);
+	write_file(file, MiB);
+	snprintf(file, sizeof(file), "%s/subvolumes/victim/data", small.home);
+	write_file(file, 2 * MiB);
+	return h;
+}
+
+/* set_quota at ENOSPC: it took (limit and record), or it failed and left
+ * both. */
+static void set_quota_clean(btrfslayer *h, uint64_t size, const struct fs_state *before)
+{
+	char path[PATH_MAX + 32];
+	btrfslayer_error *err = NULL;
+	btrfslayer_usage u;
+	int r = btrfslayer_set_quota(h, "limited", size, &err);
+	expect_clean(h, r, err, "limited", "set_quota limited", before);
+	snprintf(path, sizeof(path), "%s/subvolumes/limited", small.home);
+	if (r == 0) {
+		assert_ok(btrfslayer_get_usage(h, "limited", 0, &u, sizeof(u), ERR));
+		assert_int_equal(u.limit, size);
+		assert_int_equal(u.recorded_limit, size);
+	}
+}
+
+/* With only data full (item 24): create with size= and set_quota, whose
+ * records need a data reservation, succeed or fail cleanly, naming the
+ * layer. */
+static void data_full(const char *mode)
+{
+	struct fs_state before;
+	btrfslayer_error *err = NULL;
+	small_make();
+	btrfslayer *h = small_home(mode);
+	uint64_t data = fill_data();
+	print_message("%s: data full after %llu MiB\n", mode ? mode : "off",
+		      (unsigned long long)(data / MiB));
+	state_take(&before);
+	int r = btrfslayer_create(h, "a-sized", NULL, 0, NULL, size16, 1, &err);
+	expect_clean(h, r, err, "a-sized", "create a-sized size=16M (data full)", &before);
+	state_free(&before);
+	state_take(&before);
+	set_quota_clean(h, 48 * MiB, &before);
+	state_free(&before);
+	small.h = NULL;
+	close_home(h);
+	expect_nothing_reserved();
+}
+
+/* With data and metadata full (items 20, 24): remove works; create,
+ * snapshot, create with size= and set_quota succeed or fail cleanly. */
+static void all_full(const char *mode)
+{
+	struct fs_state before;
+	btrfslayer_error *err = NULL;
+	small_make();
+	btrfslayer *h = small_home(mode);
+	uint64_t data = fill_data();
+	unsigned long entries = fill_metadata();
+	print_message("%s: full after %llu MiB of data and %lu entries\n", mode ? mode : "off",
+		      (unsigned long long)(data / MiB), entries);
+	char victim[PATH_MAX + 32];
+	snprintf(victim, sizeof(victim), "%s/subvolumes/victim", small.home);
+	uint64_t victim_id = probe_subvolume_id(victim);
+	assert_true(victim_id > 0);
+	int r = btrfslayer_remove(h, "victim", &err);
+	print_message("  remove victim (full): %d%s%s\n", r, err ? ": " : "",
+		      err ? btrfslayer_error_message(err) : "");
+	if (r < 0)
+		fail_msg("remove victim on a full filesystem: %d: %s", r,
+			 err ? btrfslayer_error_message(err) : "no error");
+	assert_int_equal(btrfslayer_exists(h, "victim", NULL), 0);
+	/* removed, not buried */
+	state_take(&before);
+	if (probe_has_prefix(before.subvolumes, ".tomb-"))
+		fail_msg("remove victim returned 0 but left %s/subvolumes: \"%s\"", small.home,
+			 before.subvolumes);
+	for (size_t i = 0; i < before.n_ids; i++)
+		if (before.ids[i] == victim_id)
+			fail_msg("remove victim returned 0 but its subvolume %llu is still there",
+				 (unsigned long long)victim_id);
+	state_free(&before);
+
+	static const struct {
+		const char *id, *parent;
+		bool sized;
+	} creates[] = {
+		{ "b-empty", NULL, false },
+		{ "b-snapshot", "base", false },
+		{ "b-sized", NULL, true },
+		{ "b-sized-snapshot", "base", true },
+	};
+	for (size_t i = 0; i < sizeof(creates) / sizeof(creates[0]); i++) {
+		char what[96];
+		snprintf(what, sizeof(what), "create %s%s%s%s (full)", creates[i].id,
+			 creates[i].parent ? " from " : "", creates[i].parent ? creates[i].parent : "",
+			 creates[i].sized ? " size=16M" : "");
+		state_take(&before);
+		err = NULL;
+		r = btrfslayer_create(h, creates[i].id, creates[i].parent, 0, NULL, size16,
+				      creates[i].sized, &err);
+		expect_clean(h, r, err, creates[i].id, what, &before);
+		state_free(&before);
+	}
+	state_take(&before);
+	set_quota_clean(h, 40 * MiB, &before);
+	state_free(&before);
+	small.h = NULL;
+	close_home(h);
+	expect_nothing_reserved();
+}
+
+static void test_enospc_data_full_quotas_off(void **state)
+{
+	(void)state;
+	data_full(NULL);
+}
+
+static void test_enospc_data_full_qgroup(void **state)
+{
+	(void)state;
+	data_full("qgroup");
+}
+
+static void test_enospc_data_full_simple(void **state)
+{
+	(void)state;
+	data_full("simple");
+}
+
+static void test_enospc_full_quotas_off(void **state)
+{
+	(void)state;
+	all_full(NULL);
+}
+
+static void test_enospc_full_qgroup(void **state)
+{
+	(void)state;
+	all_full("qgroup");
+}
+
+static void test_enospc_full_simple(void **state)
+{
+	(void)state;
+	all_full("simple");
+}
+
+int main(void)
+{
+	const char *filter = getenv("BTRFSLAYER_TEST_FILTER");
+	if (filter)
+		cmocka_set_test_filter(filter);
+	harness_start();
+	atexit(small_teardown);	/* before the harness's own teardown */
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define S(f) cmocka_unit_test_teardown(f, small_test_teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_sweep_never_waits_on_live_handle),
+		T(test_layer_mounted_on_itself),
+		T(test_remove_meets_busy_nested),
+		S(test_enospc_data_full_quotas_off),
+		S(test_enospc_data_full_qgroup),
+		S(test_enospc_data_full_simple),
+		S(test_enospc_full_quotas_off),
+		S(test_enospc_full_qgroup),
+		S(test_enospc_full_simple),
+	};
+	return cmocka_run_group_tests_name("integration.edge", tests, NULL, NULL);
+}
