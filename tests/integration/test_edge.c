@@ -253,6 +253,72 @@ static void test_sweep_never_waits_on_live_handle(void **state)
 	close_home(h);
 }
 
+/* Whether another open file holds the lock of `index` (our fd holds
+ * nothing). */
+static bool id_lock_held(int fd, unsigned index)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = LOCK_SLOTS + index, .l_len = 1 };
+	return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+/* The same with a real handle: a process looping set_quota on "stuck" is
+ * stopped (SIGSTOP) at a moment it holds the id's lock.  Open from another
+ * process returns 0 within 5 s. */
+static void test_sweep_never_waits_on_stopped_handle(void **state)
+{
+	struct ctx *c = *state;
+	char lock_path[PATH_MAX];
+	const char *size[] = { "size=8M" };
+	btrfslayer *h = open_home(c->home, no_mount, 1);
+	assert_ok(btrfslayer_create(h, "stuck", NULL, 0, NULL, size, 1, ERR));
+	close_home(h);
+	snprintf(lock_path, sizeof(lock_path), "%s/.lock", c->home);
+	int fd = open(lock_path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (btrfslayer_open(c->home, no_mount, 1, NULL, 0, NULL, 0, &h, NULL) < 0)
+			_exit(1);
+		for (uint64_t i = 0;; i++)
+			btrfslayer_set_quota(h, "stuck", (8 + i % 8) * MiB, NULL);
+	}
+	running = pid;
+	unsigned index = id_lock_index("stuck");
+	bool held = false;
+	for (int attempt = 0; attempt < 2000 && !held; attempt++) {
+		nanosleep(&(struct timespec){ .tv_nsec = (attempt % 7) * 100 * 1000 }, NULL);
+		assert_int_equal(kill(pid, SIGSTOP), 0);
+		assert_int_equal(waitpid(pid, NULL, WUNTRACED), pid);
+		held = id_lock_held(fd, index);
+		if (!held)
+			assert_int_equal(kill(pid, SIGCONT), 0);
+	}
+	close(fd);
+	if (!held)
+		fail_msg("the set_quota loop was never stopped holding the id lock");
+
+	struct child_open got = open_in_child(c->home, 5);
+	print_message("open while a handle is stopped inside set_quota: %s after %.2f s, "
+		      "sweep_left %ld\n", got.timed_out ? "still blocked (SIGALRM)" : "returned",
+		      got.seconds, got.left);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	running = -1;
+	if (got.timed_out)
+		fail_msg("open blocked for 5 s behind a handle stopped inside set_quota");
+	assert_int_equal(got.r, 0);
+	assert_true(got.left >= 0);
+
+	/* the stopped handle is gone: everything is whole again */
+	h = open_home(c->home, no_mount, 1);
+	assert_int_equal(status_number(h, "sweep_left"), 0);
+	assert_ok(btrfslayer_remove(h, "stuck", ERR));
+	close_home(h);
+}
+
 /* ---- item 23: a layer's own mount does not hide it ------------------------- */
 
 static void bind_mount(const char *from, const char *to)
@@ -843,6 +909,7 @@ int main(void)
 #define S(f) cmocka_unit_test_teardown(f, small_test_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_sweep_never_waits_on_live_handle),
+		T(test_sweep_never_waits_on_stopped_handle),
 		T(test_layer_mounted_on_itself),
 		T(test_remove_meets_busy_nested),
 		S(test_enospc_data_full_quotas_off),
