@@ -22,6 +22,7 @@
 struct actual {
 	bool exists, ro, record_present;
 	uint64_t record, kernel;
+	uint8_t uuid[16];
 };
 
 static int read_record(const char *home, const char *id, struct actual *a)
@@ -56,24 +57,29 @@ static int read_ro(const char *home, const char *id, struct actual *a)
 	return r;
 }
 
-static void say(char *buf, size_t len, bool exists, bool ro, uint64_t limit)
+static void say(char *buf, size_t len, bool exists, bool ro, uint64_t limit,
+		const uint8_t uuid[16])
 {
 	if (!exists)
 		snprintf(buf, len, "absent");
 	else
-		snprintf(buf, len, "present%s, limit %" PRIu64, ro ? ", read-only" : "", limit);
+		snprintf(buf, len, "present (subvolume %02x%02x%02x%02x...)%s, limit %" PRIu64,
+			 uuid[0], uuid[1], uuid[2], uuid[3], ro ? ", read-only" : "", limit);
 }
 
+/* The UUID tells the layer a create made from an older one under the id. */
 static bool matches(const struct actual *a, const struct pc_layer *s)
 {
-	return a->exists == s->exists && (!s->exists || (a->ro == s->ro && a->record == s->limit));
+	return a->exists == s->exists &&
+	       (!s->exists || (a->ro == s->ro && a->record == s->limit &&
+			       !memcmp(a->uuid, s->uuid, sizeof(a->uuid))));
 }
 
 static void expected_from(const struct pc_layer *s, const struct pc_call *calls, char *buf,
 			  size_t len)
 {
-	char state[80], desc[128], made[128];
-	say(state, sizeof(state), s->exists, s->ro, s->limit);
+	char state[96], desc[128], made[128];
+	say(state, sizeof(state), s->exists, s->ro, s->limit, s->uuid);
 	if (s->by < 0) {
 		snprintf(buf, len, "%s (no call on it had returned)", state);
 		return;
@@ -94,7 +100,7 @@ static unsigned long check_layer(btrfslayer *h, const char *home, int i,
 				 const struct pc_expect *x, const struct pc_call *calls,
 				 const char *label, struct pc_tally *t)
 {
-	char id[PC_ID_LEN], got[80], want[400], alt[400];
+	char id[PC_ID_LEN], got[96], want[640], alt[640];
 	struct actual a = { 0 };
 	btrfslayer_error *err = NULL;
 	unsigned long problems = 0;
@@ -118,6 +124,14 @@ static unsigned long check_layer(btrfslayer *h, const char *home, int i,
 	if (a.exists && (r = read_ro(home, id, &a)) < 0) {
 		printf("%s: %s: violation: read-only flag of %s/subvolumes/%s: %s\n", label, id,
 		       home, id, strerror(-r));
+		t->violations++;
+		problems++;
+	}
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/subvolumes/%s", home, id);
+	if (a.exists && (r = pc_subvolume_uuid(path, a.uuid)) < 0) {
+		printf("%s: %s: violation: subvolume UUID of %s: %s\n", label, id, path,
+		       strerror(-r));
 		t->violations++;
 		problems++;
 	}
@@ -150,7 +164,7 @@ static unsigned long check_layer(btrfslayer *h, const char *home, int i,
 	}
 	const struct pc_layer *before = &x->before[i], *after = &x->after[i];
 	if (!matches(&a, before) && !matches(&a, after)) {
-		say(got, sizeof(got), a.exists, a.ro, a.record);
+		say(got, sizeof(got), a.exists, a.ro, a.record, a.uuid);
 		expected_from(before, calls, want, sizeof(want));
 		if (memcmp(before, after, sizeof(*before)) == 0) {
 			printf("%s: %s: LOST: found %s; expected %s\n", label, id, got, want);

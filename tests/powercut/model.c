@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/btrfs.h>
 
 #include "model.h"
 
@@ -45,7 +49,8 @@ void pc_model_apply(struct pc_layer l[PC_POOL], const struct pc_call *c, int ind
 	case PC_OP_CREATE:
 	case PC_OP_SNAPSHOT:
 		/* a snapshot has only the limit it is given (README) */
-		*t = (struct pc_layer){ true, c->ro, c->size, index, index };
+		*t = (struct pc_layer){ true, c->ro, c->size, index, index, { 0 } };
+		memcpy(t->uuid, c->uuid, sizeof(t->uuid));
 		break;
 	case PC_OP_SET_QUOTA:
 		t->limit = c->size;
@@ -56,7 +61,7 @@ void pc_model_apply(struct pc_layer l[PC_POOL], const struct pc_call *c, int ind
 		t->by = index;
 		break;
 	case PC_OP_REMOVE:
-		*t = (struct pc_layer){ false, false, 0, index, -1 };
+		*t = (struct pc_layer){ false, false, 0, index, -1, { 0 } };
 		break;
 	default:
 		break;
@@ -71,10 +76,51 @@ static int parse_op(const char *name)
 	return -1;
 }
 
+int pc_subvolume_uuid(const char *path, uint8_t uuid[16])
+{
+	struct btrfs_ioctl_get_subvol_info_args info;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0 ? -errno : 0;
+	close(fd);
+	if (r == 0)
+		memcpy(uuid, info.uuid, 16);
+	return r;
+}
+
+int pc_results_write(int fd, const struct pc_call *c)
+{
+	char uuid[33] = "-";
+	static const uint8_t zero[16];
+	if (memcmp(c->uuid, zero, sizeof(zero)))
+		for (int i = 0; i < 16; i++)
+			snprintf(uuid + 2 * i, 3, "%02x", c->uuid[i]);
+	return dprintf(fd, "%s %d %d %d %" PRIu64 " %d %" PRIu64 " %" PRIu64 " %s\n",
+		       pc_op_names[c->op], c->id, c->parent, c->ro, c->size, c->rc, c->start,
+		       c->end, uuid) < 0 ? -1 : 0;
+}
+
+static int parse_uuid(const char *hex, uint8_t uuid[16])
+{
+	memset(uuid, 0, 16);
+	if (!strcmp(hex, "-"))
+		return 0;
+	if (strlen(hex) != 32)
+		return -1;
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			return -1;
+		uuid[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
 int pc_results_load(const char *path, struct pc_call **out)
 {
 	FILE *f = fopen(path, "re");
-	char line[256], name[32];
+	char line[256], name[32], uuid[40];
 	struct pc_call *calls = NULL;
 	int n = 0;
 	*out = NULL;
@@ -83,9 +129,9 @@ int pc_results_load(const char *path, struct pc_call **out)
 	while (fgets(line, sizeof(line), f)) {
 		struct pc_call c;
 		int ro;
-		if (sscanf(line, "%31s %d %d %d %" SCNu64 " %d %" SCNu64 " %" SCNu64, name, &c.id,
-			   &c.parent, &ro, &c.size, &c.rc, &c.start, &c.end) != 8 ||
-		    parse_op(name) < 0 || c.start > c.end) {
+		if (sscanf(line, "%31s %d %d %d %" SCNu64 " %d %" SCNu64 " %" SCNu64 " %39s", name,
+			   &c.id, &c.parent, &ro, &c.size, &c.rc, &c.start, &c.end, uuid) != 9 ||
+		    parse_op(name) < 0 || c.start > c.end || parse_uuid(uuid, c.uuid) < 0) {
 			fclose(f);
 			free(calls);
 			return -EBADMSG;

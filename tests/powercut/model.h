@@ -3,12 +3,14 @@
  * What the workload did and what it implies.  The workload writes one line
  * per call to the results file:
  *
- *   <op> <id> <parent> <ro> <size> <rc> <start> <end>
+ *   <op> <id> <parent> <ro> <size> <rc> <start> <end> <uuid>
  *
  * parent is a layer index or -1, size is bytes (0: none), rc what the call
  * returned, start and end the recorder's position read just before the call
  * and just after it returned.  Everything in the log before `end` reached
- * the disk's log by the time the call returned.
+ * the disk's log by the time the call returned.  uuid is the subvolume
+ * UUID of the layer a create made (32 hex digits, "-" for other calls): it
+ * tells a layer from an older one under the same id.
  */
 #ifndef POWERCUT_MODEL_H
 #define POWERCUT_MODEL_H
@@ -42,6 +44,7 @@ struct pc_call {
 	uint64_t size;
 	int rc;
 	uint64_t start, end;
+	uint8_t uuid[16];	/* create, snapshot: the layer made; else zero */
 };
 
 struct pc_layer {
@@ -50,6 +53,7 @@ struct pc_layer {
 	uint64_t limit;		/* 0: none */
 	int by;			/* the call that last changed it, or -1 */
 	int made;		/* the call that created it, or -1 */
+	uint8_t uuid[16];	/* its subvolume's UUID, from that call */
 };
 
 extern const char *const pc_op_names[PC_OP_COUNT];
@@ -61,6 +65,12 @@ void pc_call_describe(const struct pc_call *c, char *buf, size_t len);
 
 /* What a call that returned `rc` does to the layers (nothing on failure). */
 void pc_model_apply(struct pc_layer l[PC_POOL], const struct pc_call *c, int index);
+
+/* The subvolume UUID of the layer at `path`.  0, or -errno. */
+int pc_subvolume_uuid(const char *path, uint8_t uuid[16]);
+
+/* Write a results line; 0, or -1. */
+int pc_results_write(int fd, const struct pc_call *c);
 
 /* Read the results file: calls in order.  Count, or -errno. */
 int pc_results_load(const char *path, struct pc_call **out);

@@ -31,6 +31,27 @@ static pid_t recorder;
 static bool fuse_mounted, mounted, check_mounted;
 static char loop_dev[64], check_dev[64];
 
+/* The signals the teardown answers.  They are held while a loop device or
+ * a mount is being made or undone, so that the teardown, should it run,
+ * finds the flags above telling the truth: a mount(2) of a btrfs that
+ * replays its log takes long enough for a signal to land in it. */
+static const int teardown_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+static sigset_t hold(void)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(teardown_signals) / sizeof(teardown_signals[0]); i++)
+		sigaddset(&set, teardown_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	return old;
+}
+
+static void release(sigset_t old)
+{
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static void unavailable(const char *why)
 {
 	const char *ci = getenv("CI");
@@ -89,9 +110,13 @@ void rig_start(const char *recorder_exe)
 		unavailable("cannot make a directory under /var/tmp");
 	}
 	atexit(rig_teardown);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
+	/* one teardown at a time: the others wait until it is done */
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(teardown_signals) / sizeof(teardown_signals[0]); i++)
+		sigaddset(&sa.sa_mask, teardown_signals[i]);
+	for (size_t i = 0; i < sizeof(teardown_signals) / sizeof(teardown_signals[0]); i++)
+		sigaction(teardown_signals[i], &sa, NULL);
 	/* for sweep.sh, should this process die too hard to tear down */
 	char pid_file[96];
 	snprintf(pid_file, sizeof(pid_file), "%s/pid", rig.dir);
@@ -167,7 +192,11 @@ static int start_recorder(void)
 {
 	const char *const argv[] = { recorder_path, rig.image, rig.log, rig.fuse, NULL };
 	struct stat top, st;
-	if (posix_spawn(&recorder, recorder_path, NULL, NULL, (char *const *)argv, environ) != 0) {
+	posix_spawnattr_t attr;
+	pc_spawnattr_init(&attr);
+	int r = posix_spawn(&recorder, recorder_path, NULL, &attr, (char *const *)argv, environ);
+	posix_spawnattr_destroy(&attr);
+	if (r != 0) {
 		recorder = 0;
 		fprintf(stderr, "powercut: start the recorder %s: failed\n", recorder_path);
 		return -1;
@@ -202,7 +231,7 @@ uint64_t rig_position(void)
 	return strtoull(buf, NULL, 10);
 }
 
-int rig_record_start(const char *opts, bool recorded)
+static int record_start(const char *opts, bool recorded)
 {
 	unlink(rig.image);
 	unlink(rig.log);
@@ -230,7 +259,15 @@ int rig_record_start(const char *opts, bool recorded)
 	return 0;
 }
 
-int rig_record_stop(void)
+int rig_record_start(const char *opts, bool recorded)
+{
+	sigset_t old = hold();
+	int r = record_start(opts, recorded);
+	release(old);
+	return r;
+}
+
+static int record_stop(void)
 {
 	unmount(rig.mnt, &mounted);
 	detach(loop_dev);
@@ -244,24 +281,38 @@ int rig_record_stop(void)
 	return 0;
 }
 
+int rig_record_stop(void)
+{
+	sigset_t old = hold();
+	int r = record_stop();
+	release(old);
+	return r;
+}
+
 int rig_check_mount(const char *image)
 {
-	if (attach(image, true, check_dev, sizeof(check_dev)) < 0)
+	sigset_t old = hold();
+	if (attach(image, true, check_dev, sizeof(check_dev)) < 0) {
+		release(old);
 		return -EIO;
+	}
+	int r = 0;
 	/* no nodiscard needed: discards on the copy do not matter */
 	if (mount(check_dev, rig.check, "btrfs", 0, NULL) < 0) {
-		int r = -errno;
+		r = -errno;
 		detach(check_dev);
-		return r;
 	}
-	check_mounted = true;
-	return 0;
+	check_mounted = r == 0;
+	release(old);
+	return r;
 }
 
 void rig_check_umount(void)
 {
+	sigset_t old = hold();
 	unmount(rig.check, &check_mounted);
 	detach(check_dev);
+	release(old);
 }
 
 void rig_remove_copies(void)
@@ -284,19 +335,19 @@ void rig_teardown(void)
 	}
 	rig_check_umount();
 	if (recorder > 0 || fuse_mounted || mounted)
-		rig_record_stop();
+		record_stop();
 	if (!rig.dir[0])
 		return;
 	const char *const files[] = { rig.base, rig.image, rig.log, rig.rebuilt, rig.results };
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		unlink(files[i]);
-	char pid_file[96];
-	snprintf(pid_file, sizeof(pid_file), "%s/pid", rig.dir);
-	unlink(pid_file);
 	rig_remove_copies();
-	rmdir(rig.fuse);
-	rmdir(rig.mnt);
-	rmdir(rig.check);
+	/* a mount point still busy keeps the pid file, for sweep.sh */
+	if (rmdir(rig.fuse) == 0 && rmdir(rig.mnt) == 0 && rmdir(rig.check) == 0) {
+		char pid_file[96];
+		snprintf(pid_file, sizeof(pid_file), "%s/pid", rig.dir);
+		unlink(pid_file);
+	}
 	if (rmdir(rig.dir) < 0)
 		fprintf(stderr, "powercut: rmdir %s: %s\n", rig.dir, strerror(errno));
 	rig.dir[0] = '\0';

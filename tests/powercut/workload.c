@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <linux/btrfs.h>
 
@@ -50,9 +51,7 @@ static uint64_t position(struct work *w)
 static void record(struct work *w, const struct pc_call *c, const char *what,
 		   btrfslayer_error *err)
 {
-	if (dprintf(w->results_fd, "%s %d %d %d %" PRIu64 " %d %" PRIu64 " %" PRIu64 "\n",
-		    pc_op_names[c->op], c->id, c->parent, c->ro, c->size, c->rc, c->start,
-		    c->end) < 0)
+	if (pc_results_write(w->results_fd, c) < 0)
 		_exit(2);
 	if (c->rc != 0) {
 		char desc[128];
@@ -138,6 +137,14 @@ static void call(struct work *w, struct pc_call c)
 		break;
 	}
 	c.end = position(w);
+	memset(c.uuid, 0, sizeof(c.uuid));
+	if (c.rc == 0 && (c.op == PC_OP_CREATE || c.op == PC_OP_SNAPSHOT)) {
+		/* read-only: nothing reaches the disk */
+		char path[4200];
+		snprintf(path, sizeof(path), "%s/subvolumes/%s", w->a->home, id);
+		if ((c.rc = pc_subvolume_uuid(path, c.uuid)) < 0)
+			what = "read the new layer's subvolume UUID";
+	}
 	record(w, &c, what, err);
 	btrfslayer_error_free(err);
 }
@@ -193,6 +200,10 @@ void pc_workload(const struct pc_workload_args *a)
 {
 	struct work w = { .a = a, .rng = a->seed, .position_fd = -1 };
 	btrfslayer_error *err = NULL;
+	/* a test killed outright takes its workload along */
+	pid_t parent = getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(2);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
