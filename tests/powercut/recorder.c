@@ -17,12 +17,19 @@
  * Why the log is faithful:
  * - No writeback cache (FUSE_CAP_WRITEBACK_CACHE off, FUSE's default):
  *   the kernel sends each write to us before write(2) on `disk` returns, so
- *   a write the loop device completed is in the log.
- * - The loop driver (drivers/block/loop.c) advertises a volatile write cache
- *   when its backing file has ->fsync, and no FUA: the block layer turns
- *   FUA and PREFLUSH into REQ_OP_FLUSH, which lo_req_flush() serves with
- *   vfs_fsync() on the backing file, which FUSE sends here as FSYNC.
- * - Discards and write-zeroes reach us as fallocate (lo_fallocate()).
+ *   a write the loop device completed is in the log (it completes a
+ *   request only once the write to its backing file returned).
+ * - Cache flushes (drivers/block/loop.c): loop_update_limits() gives the
+ *   device BLK_FEAT_WRITE_CACHE when the backing file has ->fsync, and
+ *   never BLK_FEAT_FUA, so the block layer's flush machinery (blk-flush.c)
+ *   turns REQ_PREFLUSH into a REQ_OP_FLUSH before the write and REQ_FUA into
+ *   one after it.  do_req_filebacked() serves REQ_OP_FLUSH with
+ *   lo_req_flush(), i.e. vfs_fsync() of the backing file, which FUSE sends
+ *   here as FSYNC.  Seen in a log: a sync of the btrfs ends with FSYNC,
+ *   WRITE of the superblock at 64 KiB, FSYNC; powercut.c checks at every
+ *   run that a syncfs() shows a FSYNC.
+ * - Discards and write-zeroes reach us as fallocate (lo_fallocate()); the
+ *   test mounts with nodiscard anyway.
  * - `position` is opened direct_io, so every read comes here and is
  *   answered in turn with the writes.
  */
