@@ -174,6 +174,8 @@ static unsigned long check_layer(btrfslayer *h, const char *home, int i,
 			       "flight done, %s\n", label, id, got, want, alt);
 		}
 		t->lost++;
+		if (before->by >= 0)
+			t->lost_by[calls[before->by].op]++;
 		problems++;
 	}
 	return problems;
@@ -232,4 +234,16 @@ unsigned long pc_check(const char *home, const char *const *opts, size_t n_opts,
 	}
 	btrfslayer_error_free(err);
 	return problems;
+}
+
+void pc_tally_lost_by(const struct pc_tally *t, char *buf, size_t len)
+{
+	size_t at = 0;
+	buf[0] = '\0';
+	for (int op = 0; op < PC_OP_COUNT && at < len; op++)
+		if (t->lost_by[op])
+			at += (size_t)snprintf(buf + at, len - at, "%s%s %lu", at ? ", " : " (after ",
+					       pc_op_names[op], t->lost_by[op]);
+	if (at && at + 1 < len)
+		strcat(buf, ")");
 }

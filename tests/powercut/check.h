@@ -17,6 +17,8 @@ struct pc_expect {
 struct pc_tally {
 	unsigned long layers;	/* layer states checked */
 	unsigned long lost;	/* a returned call's result not there */
+	unsigned long lost_by[PC_OP_COUNT];	/* of them, by the kind of the last
+						 * call that returned on the layer */
 	unsigned long violations;	/* anything else: torn layer, limit and
 					 * record apart, leftovers, no open */
 };
@@ -27,5 +29,8 @@ struct pc_tally {
 unsigned long pc_check(const char *home, const char *const *opts, size_t n_opts,
 		       const struct pc_expect *x, const struct pc_call *calls,
 		       const char *label, struct pc_tally *t);
+
+/* " (create 3, remove 2)", or "" when nothing was lost. */
+void pc_tally_lost_by(const struct pc_tally *t, char *buf, size_t len);
 
 #endif

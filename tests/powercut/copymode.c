@@ -71,8 +71,10 @@ void pc_copy_mode(const struct pc_mode *m, uint64_t seed)
 	}
 	pc_passed += held;
 	pc_failed += tried - held;
+	char by[256];
+	pc_tally_lost_by(&t, by, sizeof(by));
 	printf("powercut: copy mode: %lu copies checked, %lu held; %lu layer states checked, "
-	       "%lu lost, %lu other violations; %.1f s\n",
-	       tried, held, t.layers, t.lost, t.violations, pc_now() - t0);
+	       "%lu lost%s, %lu other violations; %.1f s\n",
+	       tried, held, t.layers, t.lost, by, t.violations, pc_now() - t0);
 	free(calls);
 }

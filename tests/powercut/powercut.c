@@ -165,9 +165,11 @@ static void run_mode(const struct pc_mode *m, uint64_t seed, size_t max_cuts)
 	}
 	pc_passed += held;
 	pc_failed += n - held;
+	char by[256];
+	pc_tally_lost_by(&t, by, sizeof(by));
 	printf("powercut: mode %s: %zu cut points tried, %lu held; %lu layer states checked, "
-	       "%lu lost, %lu other violations; %.1f s\n",
-	       m->name, n, held, t.layers, t.lost, t.violations, pc_now() - t0);
+	       "%lu lost%s, %lu other violations; %.1f s\n",
+	       m->name, n, held, t.layers, t.lost, by, t.violations, pc_now() - t0);
 	free(cuts);
 	free(calls);
 	pc_log_free(&log);
