@@ -13,6 +13,8 @@ BTRFSLAYER_DEPS=(
 	libmount-dev
 	libselinux1-dev
 	libcmocka-dev		# unit tests
+	libfuse3-dev		# tests/powercut: the disk recorder
+	fuse3			# tests/powercut: fusermount3
 	cmake
 	pkg-config
 	gcc

@@ -65,6 +65,30 @@ void bl_id_unlock(btrfslayer *h, const char *id)
 	pthread_mutex_unlock(&h->id_locks[i]);
 }
 
+bool bl_id_trylock(btrfslayer *h, const char *id)
+{
+	unsigned i = id_lock_index(id);
+	if (pthread_mutex_trylock(&h->id_locks[i]) != 0)
+		return false;
+	if (bl_session_trylock_id(h, i))
+		return true;
+	pthread_mutex_unlock(&h->id_locks[i]);
+	return false;
+}
+
+void bl_note_leftover(btrfslayer *h)
+{
+	__atomic_add_fetch(&h->leftovers, 1, __ATOMIC_RELAXED);
+}
+
+int bl_commit(btrfslayer *h, const char *step, const char *path, btrfslayer_error **err)
+{
+	int r = bl_ioctl_commit(h->home_fd);
+	if (r < 0)
+		return bl_fail(err, r, "%s: %s: commit to disk", step, path);
+	return 0;
+}
+
 /* ---- open / close --------------------------------------------------------- */
 
 static int parse_open_options(btrfslayer *h, const char *const *options,
@@ -364,8 +388,9 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	bl_clear_error(err);
 	if (!h)
 		return 0;
-	if (h->lock_fd >= 0)
-		bl_sweep_own(h);	/* what a failed call of ours left */
+	/* what a failed call of ours left; nothing to look for otherwise */
+	if (h->lock_fd >= 0 && __atomic_load_n(&h->leftovers, __ATOMIC_RELAXED))
+		bl_sweep_own(h);
 	if (h->home_fd >= 0)
 		bl_quota_retry_pending(h, SIZE_MAX);
 	/* every fd on home's mount goes before the unmount */
@@ -457,6 +482,63 @@ static int make_subvolume(btrfslayer *h, const char *tmp, int parent_fd,
 	return 0;
 }
 
+/* 1 if the directory fd holds has no entries, 0 if it has, or -errno. */
+static int dir_is_empty(int fd)
+{
+	int dup_fd = openat(fd, ".", BL_DIR_FLAGS);
+	DIR *dir = dup_fd < 0 ? NULL : fdopendir(dup_fd);
+	struct dirent *d;
+	if (!dir) {
+		int r = -errno;
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return r;
+	}
+	int empty = 1;
+	while (empty && (errno = 0, d = readdir(dir)))
+		empty = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
+	if (empty && errno)
+		empty = -errno;
+	closedir(dir);
+	return empty;
+}
+
+/* The subvolume just made at `tmp`, opened without following a symlink or
+ * crossing a mount point, and checked to be what was made: born in
+ * transaction `born_after` or later, a snapshot of the parent, or an empty
+ * subvolume that is nobody's snapshot.  Every later step works on this fd,
+ * never on the name again: whatever is mounted or renamed onto the name
+ * meanwhile is never worked on, nor deleted. */
+static int open_new_layer(btrfslayer *h, const char *tmp, int parent_fd, uint64_t born_after,
+			  const char *path, btrfslayer_error **err)
+{
+	static const uint8_t no_uuid[16];
+	struct bl_subvolume_info info, parent;
+	int fd = bl_open_dir_beneath(h->subvolumes_fd, tmp);
+	if (fd == -EXDEV)
+		return bl_fail_msg(err, -EAGAIN, "open new layer: %s: something was mounted on it "
+				   "while it was being made", path);
+	if (fd < 0)
+		return bl_fail(err, fd, "open new layer: %s", path);
+	int r = bl_ioctl_subvolume_info(fd, &info);
+	if (r == 0 && parent_fd >= 0)
+		r = bl_ioctl_subvolume_info(parent_fd, &parent);
+	int empty = r == 0 && parent_fd < 0 ? dir_is_empty(fd) : 1;
+	if (r == 0 && empty < 0)
+		r = empty;
+	if (r < 0) {
+		close(fd);
+		return bl_fail(err, r, "open new layer: %s", path);
+	}
+	if (info.created < born_after ||
+	    memcmp(info.parent_uuid, parent_fd >= 0 ? parent.uuid : no_uuid, 16) || !empty) {
+		close(fd);
+		return bl_fail_msg(err, -EAGAIN, "open new layer: %s: not the subvolume just made "
+				   "(replaced while being made)", path);
+	}
+	return fd;
+}
+
 /* Owner, mode, label, size limit and seal of the layer root, while it is
  * still hidden. */
 static int finish_layer(btrfslayer *h, int fd, bool empty, const char *label,
@@ -478,25 +560,69 @@ static int finish_layer(btrfslayer *h, int fd, bool empty, const char *label,
 	return 0;
 }
 
-/* Give the finished layer `tmp` its id, with its quota file in place first:
- * a layer is never seen without the limit it was created with.  A quota file
- * of an earlier layer of that id (left by a crash) must not outlive it.
- * Called with the id's lock. */
-static int publish_layer(btrfslayer *h, const char *tmp, const char *id,
+/* Whether `name` in dirfd is the file fd holds. */
+static bool same_inode(int dirfd, const char *name, int fd)
+{
+	struct stat a, b;
+	return fstatat(dirfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstat(fd, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* Take a layer this call published (open as fd) back to its reserved
+ * name, for the caller to delete by fd, with the record it got.  Called
+ * with the id's lock. */
+static void unpublish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
+			    const char *path)
+{
+	if (!same_inode(h->subvolumes_fd, id, fd) ||
+	    renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tmp, RENAME_NOREPLACE) < 0) {
+		bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: could not take back the layer of "
+		       "the failed call", path);
+		return;
+	}
+	bl_quota_file_remove(h, id, NULL);
+}
+
+/* Give the finished layer `tmp` (open as fd) its id, and its record: an
+ * intent holds the record until the layer has its id, then becomes it (a
+ * crash in between is finished by the next open).  Called with the id's
+ * lock. */
+static int publish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
 			 uint64_t size, const char *path, btrfslayer_error **err)
 {
+	struct bl_intent intent = { .fd = -1 };
+	uint64_t subvolume;
 	struct stat st;
+	int r;
+
 	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return bl_fail(err, -EEXIST, "create layer: %s", path);
-	int r = bl_quota_file_set(h, id, size, err);
-	if (r == 0 &&
-	    renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
-		return 0;
-	if (r == 0)
+	if (!size) {
+		/* the record of an earlier layer of this id, which a remove
+		 * that died on a full filesystem can leave, is not this one's */
+		r = bl_quota_file_remove(h, id, err);
+	} else if ((r = bl_ioctl_subvolume_id(fd, &subvolume)) < 0) {
+		bl_fail(err, r, "create layer: %s", path);
+	} else {
+		r = bl_intent_begin(h, BL_INTENT_SET, id, subvolume, size, &intent, path, err);
+	}
+	if (r < 0)
+		return r;
+	if (renameat2(h->subvolumes_fd, tmp, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0) {
 		r = bl_fail(err, -errno, "create layer: %s", path);
-	/* a write may fail after its rename (the directory's fsync) */
-	if (size)
-		bl_quota_file_remove(h, id, NULL);
+	} else if (!same_inode(h->subvolumes_fd, id, fd)) {
+		/* something else was put under the reserved name: it goes back
+		 * there, and ours is deleted by its fd */
+		r = bl_fail_msg(err, -EAGAIN, "create layer: %s: the new layer was replaced "
+				"while being made", path);
+		if (renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tmp, RENAME_NOREPLACE) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: could not take back what was "
+			       "put in place of the new layer: %s", path, strerror(errno));
+	} else if (size && (r = bl_intent_finish(h, id, &intent, path, err)) < 0) {
+		unpublish_layer(h, tmp, id, fd, path);
+	}
+	if (r < 0)
+		bl_intent_abort(h, &intent, id);
 	return r;
 }
 
@@ -542,21 +668,37 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	/* a snapshot nobody writes to is born read-only; others are sealed
 	 * after their last write, still under the reserved name */
 	bool born_read_only = read_only && !empty && !mount_label;
-	for (int attempt = 0; attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
+	uint64_t born_after = 0;	/* before Linux 5.14: the other checks only */
+	r = bl_ioctl_generation(h->subvolumes_fd, &born_after);
+	if (r < 0 && r != -EOPNOTSUPP) {
+		bl_fail(err, r, "create layer: %s: read the filesystem's generation", path);
+		goto out;
+	}
+	r = -EEXIST;
+	for (int attempt = 0; r == -EEXIST && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
 		bl_reserved_name(h, BL_TMP_PREFIX, tmp);
 		bl_layer_path(h, tmp, tmp_path, sizeof(tmp_path));
-		bl_clear_error(err);
-		r = make_subvolume(h, tmp, parent_fd, born_read_only, tmp_path, err);
-		if (r != -EEXIST)
-			break;
+		btrfslayer_error *attempt_err = NULL;
+		r = make_subvolume(h, tmp, parent_fd, born_read_only, tmp_path, &attempt_err);
+		if (r != -EEXIST && err)
+			*err = attempt_err;
+		else
+			btrfslayer_error_free(attempt_err);
+	}
+	if (r == -EEXIST) {
+		/* a name of our own slot and 64 random bits taken 8 times over:
+		 * something is squatting on subvolumes/ */
+		r = bl_fail_msg(err, -EAGAIN, "create layer: %s: no free reserved name after %d "
+				"attempts", path, BL_RESERVED_NAME_ATTEMPTS);
+		goto out;
 	}
 	if (r < 0)
 		goto out;
 	made = true;
 
-	fd = openat(h->subvolumes_fd, tmp, DIR_FLAGS);
+	fd = open_new_layer(h, tmp, parent_fd, born_after, tmp_path, err);
 	if (fd < 0) {
-		r = bl_fail(err, -errno, "open new layer: %s", tmp_path);
+		r = fd;
 		goto out;
 	}
 	r = finish_layer(h, fd, empty, mount_label, size, read_only && !born_read_only,
@@ -564,21 +706,35 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	if (r < 0)
 		goto out;
 	bl_id_lock(h, id);
-	r = publish_layer(h, tmp, id, size, path, err);
+	r = publish_layer(h, tmp, id, fd, size, path, err);
 	bl_id_unlock(h, id);
 	if (r < 0)
 		goto out;
+	/* the snapshot ioctl commits, but the rename to the id does not */
+	r = bl_commit(h, "create layer", path, err);
+	if (r < 0) {
+		/* not known to survive a power cut: not made at all */
+		bl_id_lock(h, id);
+		unpublish_layer(h, tmp, id, fd, path);
+		bl_id_unlock(h, id);
+		goto out;
+	}
 	made = false;
 out:
 	if (made) {
-		/* never leave a half-made layer behind; what cannot be deleted
-		 * now goes at close or at the next open */
+		/* never leave a half-made layer behind: deleted by its fd, or,
+		 * when it could not be opened, by its name in subvolumes/ (the
+		 * kernel looks the name up there, below any mount planted on
+		 * it); what cannot be deleted now goes at close or next open */
 		if (fd < 0)
-			fd = openat(h->subvolumes_fd, tmp, DIR_FLAGS);
-		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL, NULL) : -errno;
-		if (c < 0)
+			fd = bl_open_dir_beneath(h->subvolumes_fd, tmp);
+		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL, NULL)
+				: bl_ioctl_destroy(h->subvolumes_fd, tmp);
+		if (c < 0) {
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
 			       tmp_path, btrfslayer_strerror(c));
+			bl_note_leftover(h);
+		}
 	}
 	if (fd >= 0)
 		close(fd);
@@ -587,18 +743,9 @@ out:
 	return r;
 }
 
-/* The tombstone found at `name` must be what we opened as the layer. */
-static bool same_inode(int dirfd, const char *name, int fd)
-{
-	struct stat a, b;
-	return fstatat(dirfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstat(fd, &b) == 0 &&
-	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-/* Rename layer `id` (open as fd) and its quota file to `tomb`.  Called with
- * the id's lock. */
+/* Rename layer `id` (open as fd) to `tomb`.  Called with the id's lock. */
 static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
-		      const char *path, bool *quota_buried, btrfslayer_error **err)
+		      const char *path, btrfslayer_error **err)
 {
 	if (renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tomb, RENAME_NOREPLACE) < 0)
 		return bl_fail(err, -errno, "remove layer: rename to %s: %s", tomb, path);
@@ -609,43 +756,52 @@ static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
 			       "and is left as %s", path, tomb);
 		return bl_fail_msg(err, -EAGAIN, "remove layer: %s: replaced during removal", path);
 	}
-	int r = bl_quota_file_rename(h, id, tomb);
-	*quota_buried = r == 0;
-	if (r == 0 || r == -ENOENT)
-		return 0;
-	/* a quota file left under the id would outlive its layer */
-	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
-		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s is left as %s", path, tomb);
-	return bl_fail(err, r, "remove layer: %s: rename quota file", path);
+	return 0;
 }
 
 /* A removal that failed before it changed the layer: give the id back, so
- * that the caller may retry.  The quota file goes back first: a layer must
- * never be seen without it.  Whatever cannot go back stays buried, and is
- * deleted at close or at the next open. */
-static void unbury_layer(btrfslayer *h, const char *id, const char *tomb,
-			 bool quota_buried, const char *path)
+ * that the caller may retry.  What cannot go back stays buried, and is
+ * deleted at close or at the next open.  Called with the id's lock. */
+static void unbury_layer(btrfslayer *h, const char *id, const char *tomb, const char *path)
 {
-	bl_id_lock(h, id);
-	if (quota_buried && bl_quota_file_rename(h, tomb, id) < 0) {
-		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s stays buried as %s: its quota file "
-		       "could not be put back", path, tomb);
-	} else if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id,
-			     RENAME_NOREPLACE) < 0) {
+	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0) {
 		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: failed removal of %s is left as %s",
 		       path, tomb);
-		if (quota_buried && bl_quota_file_rename(h, id, tomb) < 0)
-			bl_log(BTRFSLAYER_LOG_ERR, "remove layer: the quota file of %s is left "
-			       "under its id", path);
+		bl_note_leftover(h);
 	}
-	bl_id_unlock(h, id);
 }
 
+/* A deletion that stopped after changing the layer for good: say so in the
+ * error, which so far names only the step that failed. */
+static void say_half_way(btrfslayer_error **err, int r, const char *path, const char *tomb)
+{
+	char *step = err && *err ? strdup(btrfslayer_error_message(*err)) : NULL;
+	if (err && *err) {
+		btrfslayer_error_free(*err);
+		*err = NULL;
+	}
+	if (tomb)
+		bl_fail_msg(err, r, "remove layer: %s: the layer is gone, but deleting what it "
+			    "held stopped half-way (%s); the rest, buried as %s, is deleted at "
+			    "close or at the next open", path, step ? step : btrfslayer_strerror(r),
+			    tomb);
+	else
+		bl_fail_msg(err, r, "remove layer: %s: deleting it stopped half-way (%s): part "
+			    "of what it held is gone; remove it again", path,
+			    step ? step : btrfslayer_strerror(r));
+	free(step);
+}
+
+/* The whole removal runs under the id's lock: a layer made again under
+ * the id cannot meet this one's record. */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 				     btrfslayer_error **err)
 {
 	char path[PATH_MAX], tomb[BL_RESERVED_NAME_MAX];
-	bool quota_buried = false;
+	struct bl_subvolume *nested = NULL;
+	struct bl_intent intent = { .fd = -1 };
+	size_t n_nested = 0;
+	bool spoiled = false;
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
@@ -655,32 +811,69 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 		bl_id_unlock(h, id);
 		return fd;
 	}
-	/* from here on the id is gone, whatever happens to the deletion */
 	bl_layer_path(h, id, path, sizeof(path));
 	bl_reserved_name(h, BL_TOMB_PREFIX, tomb);
-	r = bury_layer(h, id, fd, tomb, path, &quota_buried, err);
-	bl_id_unlock(h, id);
+	r = bl_ioctl_nested_subvolumes(fd, &nested, &n_nested);
+	bl_subvolumes_free(nested, n_nested);
+	if (r < 0)
+		bl_fail(err, r, "remove layer: list nested subvolumes: %s", path);
+	uint64_t subvolume;
+	if (r == 0 && (r = bl_ioctl_subvolume_id(fd, &subvolume)) < 0)
+		bl_fail(err, r, "remove layer: %s", path);
+	/* the record leaves its id with the layer, as an intent that lets a
+	 * crash be finished either way (intent.c) */
+	if (r == 0)
+		r = bl_intent_stash_record(h, id, subvolume, &intent, path, err);
 	if (r < 0)
 		goto out;
-
-	bool spoiled;
-	r = bl_tree_destroy(h, fd, path, &spoiled, err);
-	if (r < 0 && !spoiled) {
-		unbury_layer(h, id, tomb, quota_buried, path);
-		goto out;
+	/* A layer with nested subvolumes takes several deletions: it is
+	 * buried first, so that its id is gone at once.  One without them
+	 * goes in one deletion, which needs no tombstone, and no free space
+	 * either (a rename does): so does one on a full filesystem, in as
+	 * many deletions as it takes. */
+	bool buried = false;
+	if (n_nested) {
+		btrfslayer_error *bury_err = NULL;
+		r = bury_layer(h, id, fd, tomb, path, &bury_err);
+		buried = r == 0;
+		if (r < 0 && r != -ENOSPC && err)
+			*err = bury_err, bury_err = NULL;
+		btrfslayer_error_free(bury_err);
+		if (r == -ENOSPC)
+			r = 0;
+	}
+	if (r == 0)
+		r = bl_tree_destroy(h, fd, path, &spoiled, err);
+	if (r < 0 && buried && !spoiled) {
+		unbury_layer(h, id, tomb, path);
+	} else if (r < 0 && spoiled) {
+		/* part of it is gone: it can only go on being removed, and its
+		 * record goes with it at close or at the next open */
+		say_half_way(err, r, path, buried ? tomb : NULL);
+		if (buried) {
+			bl_note_leftover(h);
+			close(intent.fd);
+			intent.fd = -1;
+		}
 	}
 	if (r < 0) {
-		/* part of it is gone: it can only go on being removed */
-		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s was partly deleted; the rest, "
-		       "buried as %s, is deleted at close or at the next open", path, tomb);
+		bl_intent_abort(h, &intent, id);
 		goto out;
 	}
-	if (quota_buried && bl_quota_file_remove(h, tomb, NULL) < 0)
-		bl_log(BTRFSLAYER_LOG_WARNING, "remove layer %s: the quota file is left as %s",
-		       path, tomb);
-	bl_quota_retry_pending(h, QGROUP_RETRIES_PER_REMOVE);
+	/* the layer is gone: its record goes (with no space to bury it, it
+	 * was left under the id) */
+	if (intent.fd >= 0)
+		bl_intent_finish(h, id, &intent, path, NULL);
+	else if (bl_quota_file_remove(h, id, NULL) < 0)
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove layer %s: its quota file is left", path);
+	/* a deletion is not committed by the kernel: without this, a power
+	 * cut could bring the layer back under its id */
+	r = bl_commit(h, "remove layer", path, err);
 out:
+	bl_id_unlock(h, id);
 	close(fd);
+	if (r == 0)
+		bl_quota_retry_pending(h, QGROUP_RETRIES_PER_REMOVE);
 	return r;
 }
 

@@ -75,6 +75,9 @@ struct btrfslayer {
 	bool mount_home;	/* btrfs.mount_home; true unless turned off */
 	uint64_t home_mount_id;	/* the bind mount this handle made on home, as
 				 * in /proc/self/mountinfo; 0 when it made none */
+	unsigned leftovers;	/* reserved names a failed call of this handle
+				 * could not clean up (atomic): close sweeps
+				 * its own slot only when there are some */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -91,6 +94,16 @@ void bl_layer_path(const btrfslayer *h, const char *name, char *buf, size_t len)
  * name or quota file (a mutex of the handle, then a byte of HOME/.lock). */
 void bl_id_lock(btrfslayer *h, const char *id);
 void bl_id_unlock(btrfslayer *h, const char *id);
+/* The same without waiting: false when a thread or another handle holds
+ * it (the sweep never waits for a live handle). */
+bool bl_id_trylock(btrfslayer *h, const char *id);
+/* A failed call left a reserved name of this handle behind: close sweeps
+ * its own slot. */
+void bl_note_leftover(btrfslayer *h);
+/* Make every change made so far durable (bl_ioctl_commit()): the last step
+ * of each call that changes the store.  The message is "<step>: <path>:
+ * commit to disk: <reason>". */
+int bl_commit(btrfslayer *h, const char *step, const char *path, btrfslayer_error **err);
 
 /* ---- session.c: handles sharing a home ----------------------------------- */
 
@@ -102,6 +115,8 @@ void bl_session_close(btrfslayer *h);
  * waiting for another handle that holds it. */
 void bl_session_lock_id(btrfslayer *h, unsigned index);
 void bl_session_unlock_id(btrfslayer *h, unsigned index);
+/* bl_session_lock_id() without waiting: false when another handle holds it. */
+bool bl_session_trylock_id(btrfslayer *h, unsigned index);
 /* A fresh reserved name of this handle: <prefix><slot>-<16 hex>. */
 void bl_reserved_name(const btrfslayer *h, const char *prefix,
 		      char buf[BL_RESERVED_NAME_MAX]);
@@ -260,6 +275,24 @@ int bl_ioctl_snapshot(int source_fd, int dirfd, const char *name, bool read_only
  * filesystem: neither resolves a path inside a layer. */
 int bl_ioctl_destroy(int dirfd, const char *name);
 int bl_ioctl_destroy_by_id(int fd, uint64_t id);
+struct bl_subvolume_info {
+	uint64_t id;
+	uint8_t uuid[16];
+	uint8_t parent_uuid[16];	/* of the snapshot's source; zeros if none */
+	uint64_t created;	/* the transaction that made it */
+	bool read_only;
+};
+/* The id of the filesystem's running transaction (Linux 5.14;
+ * -EOPNOTSUPP before): what a subvolume made from now on is born in, or
+ * later. */
+int bl_ioctl_generation(int fd, uint64_t *generation);
+/* What the root tree says of the subvolume fd is the root of. */
+int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out);
+/* Commit the running transaction of fd's filesystem and wait for it: what
+ * was changed before the call survives a power cut.  Nothing else is
+ * written back (no file data), so its cost does not grow with what the
+ * containers wrote. */
+int bl_ioctl_commit(int fd);
 /* 1 if the filesystem of fd still has subvolume `id` (a deleted one counts
  * until the kernel's cleaner has dropped it), 0 if not. */
 int bl_ioctl_subvolume_exists(int fd, uint64_t id);
@@ -323,30 +356,23 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
  * needed.  No or a garbage record is not an error (garbage is logged). */
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err);
-/* Open's sweep, for layer `id` (open as fd), with quotas on: make the
- * kernel's limit what quotas/<id> records (none without a file), as a call
- * that died between the two leaves them apart.  1 if it changed the limit,
- * 0 if not, a negative errno (logged) on failure. */
-int bl_quota_reconcile(btrfslayer *h, const char *id, int fd, const char *path);
 /* A snapshot taken with full qgroups gets its source's limit from the
  * kernel; a layer must have only the limit it was given: clear it. */
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);
-/* HOME/quotas/<id>: written atomically (temporary file, fsync, rename, fsync
- * of the directory).  read: 0, -ENOENT when there is none, -EINVAL (after a
- * logged warning) when it is not a regular file holding a valid size. */
-int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
-			btrfslayer_error **err);
+/* HOME/quotas/<id>, written through an intent (intent.c): 0, -ENOENT
+ * when there is none, -EINVAL (after a logged warning) when it is not a
+ * regular file holding a valid size. */
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
-/* bl_quota_file_write(), or bl_quota_file_remove() when size is 0. */
-int bl_quota_file_set(btrfslayer *h, const char *id, uint64_t size, btrfslayer_error **err);
 /* rename: no replace; 0 or -errno (-ENOENT when there is no file).
  * remove: a missing file is not an error. */
 int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to);
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
 /* Subvolumes `ids` are about to be deleted: when quotas are on, write their
  * markers (quotas/.qgroup-<id>) so that their qgroups get destroyed even if
- * this process dies.  Fails when a marker cannot be
- * written: then nothing must be deleted. */
+ * this process dies.  1 when quotas are on (their qgroups can outlive them:
+ * pass them to bl_quota_forget_subvolume() once deleted), 0 when off.  A
+ * marker that finds no space is logged and skipped (deleting must work on a
+ * full filesystem); another failure fails: then nothing must be deleted. */
 int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 			 btrfslayer_error **err);
 /* Subvolume `id` was not deleted after all: drop its marker. */
@@ -362,8 +388,48 @@ void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id);
 unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
 /* Open's sweep found quotas/<name>: if it is a marker, its qgroup is tried
  * now and, while the kernel still holds it, kept waiting.  1 if this
- * destroyed the qgroup, 0 if not, -EINVAL if name is not a marker's. */
+ * destroyed the qgroup or found it gone (the marker is deleted; logged), 0
+ * if not, -EINVAL if name is not a marker's. */
 int bl_quota_adopt_marker(btrfslayer *h, const char *name);
+
+/* ---- intent.c: the journal of limit changes in flight -------------------- */
+
+enum bl_intent_op {
+	BL_INTENT_SET,		/* the record and the kernel's limit become size */
+	BL_INTENT_CLEAR,	/* both go */
+	BL_INTENT_REMOVE,	/* the layer goes; the intent is its buried record */
+};
+struct bl_intent {
+	enum bl_intent_op op;
+	int fd;
+	char name[BL_RESERVED_NAME_MAX];
+};
+/* Announce `op` on layer `id` (subvolume `subvolume`), with the new limit
+ * `size` for BL_INTENT_SET: quotas/<in->name>, a fresh reserved name,
+ * synced.  `layer_path` is for messages.  Make the changes, then
+ * bl_intent_finish(), or bl_intent_abort() when nothing was changed. */
+int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_t subvolume,
+		    uint64_t size, struct bl_intent *in, const char *layer_path,
+		    btrfslayer_error **err);
+/* The record's step: for SET the intent becomes quotas/<id>; otherwise
+ * quotas/<id> is removed, then the intent. */
+int bl_intent_finish(btrfslayer *h, const char *id, struct bl_intent *in,
+		     const char *layer_path, btrfslayer_error **err);
+/* Drop an intent whose call changed nothing (a no-op once finished); for
+ * REMOVE, put the record back under id. */
+void bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id);
+/* Before removing layer `id` (subvolume `subvolume`): its record, if it
+ * has one, becomes a REMOVE intent, quotas/.tomb-<slot>-<16 hex> (in->fd
+ * -1 when there is no record).  Without space for that, nothing is done
+ * and 0 returned: the caller removes the record after the layer. */
+int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
+			   struct bl_intent *in, const char *layer_path, btrfslayer_error **err);
+/* The sweep found quotas/<name>, a dead handle's temporary: if it is an
+ * intent, finish it (under the id's lock, taken without waiting): 1 when
+ * done, -EBUSY when the id is locked by a live call, -ENODATA when it is
+ * no intent (a plain temporary, for the caller to delete), another
+ * negative errno (logged) on failure. */
+int bl_intent_recover(btrfslayer *h, const char *name);
 
 /* ---- tree.c --------------------------------------------------------------- */
 

@@ -142,6 +142,44 @@ int bl_ioctl_destroy_by_id(int fd, uint64_t id)
 	return UTIL(btrfs_util_delete_subvolume_by_id_fd(fd, id));
 }
 
+int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
+{
+	struct btrfs_util_subvolume_info info;
+	int r = UTIL(btrfs_util_subvolume_info_fd(fd, 0, &info));
+	if (r < 0)
+		return r;
+	out->id = info.id;
+	memcpy(out->uuid, info.uuid, sizeof(out->uuid));
+	memcpy(out->parent_uuid, info.parent_uuid, sizeof(out->parent_uuid));
+	out->read_only = info.flags & BTRFS_ROOT_SUBVOL_RDONLY;
+	out->created = info.otransid;
+	return 0;
+}
+
+int bl_ioctl_generation(int fd, uint64_t *generation)
+{
+	struct btrfs_ioctl_fs_info_args args;
+	memset(&args, 0, sizeof(args));
+	args.flags = BTRFS_FS_INFO_FLAG_GENERATION;
+	if (ioctl(fd, BTRFS_IOC_FS_INFO, &args) < 0)
+		return -errno;
+	if (!(args.flags & BTRFS_FS_INFO_FLAG_GENERATION))
+		return -EOPNOTSUPP;	/* before Linux 5.14 */
+	*generation = args.generation;
+	return 0;
+}
+
+int bl_ioctl_commit(int fd)
+{
+	uint64_t transid;
+	/* not BTRFS_IOC_SYNC or syncfs(): those also write back every dirty
+	 * file of the filesystem, what the containers wrote included */
+	int r = UTIL(btrfs_util_start_sync_fd(fd, &transid));
+	if (r == 0)
+		r = UTIL(btrfs_util_wait_sync_fd(fd, transid));
+	return r;
+}
+
 int bl_ioctl_subvolume_exists(int fd, uint64_t id)
 {
 	struct btrfs_util_subvolume_info info;

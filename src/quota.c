@@ -212,74 +212,11 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 	return r < 0 ? r : 0;
 }
 
-int bl_quota_reconcile(btrfslayer *h, const char *id, int fd, const char *path)
-{
-	uint64_t recorded = 0;
-	btrfslayer_error *err = NULL;
-	if (bl_quota_file_read(h, id, &recorded) == -EINVAL)
-		return 0;	/* garbage: logged, never a wrong limit */
-	int r = limit_to(fd, recorded, path, &err);
-	if (r < 0)
-		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: size limit of %s: %s", path,
-		       err ? btrfslayer_error_message(err) : btrfslayer_strerror(r));
-	else if (r == 1 && recorded)
-		bl_log(BTRFSLAYER_LOG_INFO, "recovery: size limit of %s set back to its record, "
-		       "%" PRIu64 " bytes", path, recorded);
-	else if (r == 1)
-		bl_log(BTRFSLAYER_LOG_INFO, "recovery: size limit of %s removed: none is on record",
-		       path);
-	btrfslayer_error_free(err);
-	return r;
-}
-
 /* ---- HOME/quotas/<id> ------------------------------------------------------ */
 
 static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
-}
-
-int bl_quota_file_write(btrfslayer *h, const char *id, uint64_t size,
-			btrfslayer_error **err)
-{
-	char tmp[BL_RESERVED_NAME_MAX], content[BL_QUOTA_FILE_MAX], path[PATH_MAX];
-	int fd = -1, r = 0;
-	size_t len = (size_t)bl_quota_file_format(size, content);
-
-	for (int attempt = 0; fd < 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
-		bl_reserved_name(h, BL_TMP_PREFIX, tmp);
-		/* O_EXCL: a fresh file, never one planted under this name */
-		fd = openat(h->quotas_fd, tmp,
-			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	quota_path(h, fd < 0 ? id : tmp, path, sizeof(path));
-	if (fd < 0)
-		return bl_fail(err, -errno, "write quota file: %s", path);
-	ssize_t n = write(fd, content, len);
-	if (n != (ssize_t)len)
-		r = n < 0 ? -errno : -EIO;
-	else if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0 && renameat(h->quotas_fd, tmp, h->quotas_fd, id) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlinkat(h->quotas_fd, tmp, 0);
-		return bl_fail(err, r, "write quota file: %s", path);
-	}
-	/* the rename itself must survive a power cut */
-	if (fsync(h->quotas_fd) < 0) {
-		quota_path(h, id, path, sizeof(path));
-		return bl_fail(err, -errno, "write quota file: sync %s", path);
-	}
-	return 0;
-}
-
-int bl_quota_file_set(btrfslayer *h, const char *id, uint64_t size, btrfslayer_error **err)
-{
-	return size ? bl_quota_file_write(h, id, size, err) : bl_quota_file_remove(h, id, err);
 }
 
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
@@ -360,6 +297,14 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 		marker_name(ids[i], name);
 		int fd = openat(h->quotas_fd, name,
 				O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+		if (fd < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+			/* a deletion frees space and must work on a full
+			 * filesystem: the qgroup waits in this handle only */
+			quota_path(h, name, path, sizeof(path));
+			bl_log(BTRFSLAYER_LOG_WARNING, "record qgroup to destroy: %s: %s; destroyed "
+			       "by this handle only", path, strerror(errno));
+			continue;
+		}
 		if (fd < 0) {
 			quota_path(h, name, path, sizeof(path));
 			return bl_fail(err, -errno, "record qgroup to destroy: %s", path);
@@ -369,7 +314,7 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 	/* No fsync: the markers and the deletions that follow are changes to
 	 * one btrfs, which commits its transactions in order, so no crash can
 	 * keep a deletion and lose the marker written before it. */
-	return 0;
+	return 1;
 }
 
 void bl_quota_unmark(btrfslayer *h, uint64_t id)
@@ -478,10 +423,64 @@ int bl_quota_adopt_marker(btrfslayer *h, const char *name)
 	if (r == -EBUSY)
 		add_pending_locked(h, id);	/* only those that must wait */
 	pthread_mutex_unlock(&h->quota_lock);
-	return r == 1;
+	if (r == 1)
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed qgroup 0/%" PRIu64 " of a deleted "
+		       "subvolume in %s", id, h->home);
+	else if (r == 0)
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s/" BL_QUOTAS "/%s: the kernel "
+		       "already dropped qgroup 0/%" PRIu64, h->home, name, id);
+	return r >= 0;
 }
 
 /* ---- the API: set, clear, usage ------------------------------------------ */
+
+/* Make layer id's (open as fd) limit `size` (0: none), in the kernel and
+ * in its record, through an intent (intent.c); durable when it returns 0.
+ * A failure before the record's step leaves both as they were.  Called
+ * with the id's lock. */
+static int change_limit(btrfslayer *h, const char *id, int fd, uint64_t size,
+			btrfslayer_error **err)
+{
+	char path[PATH_MAX];
+	const char *step = size ? "set size limit" : "clear size limit";
+	struct bl_intent intent;
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	uint64_t subvolume, before;
+
+	bl_layer_path(h, id, path, sizeof(path));
+	int r = bl_ioctl_subvolume_id(fd, &subvolume);
+	if (r == 0)
+		r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	if (r < 0)
+		return bl_fail(err, r, "%s: %s", step, path);
+	if (bl_quota_file_read(h, id, &before) < 0)
+		before = 0;
+	r = bl_intent_begin(h, size ? BL_INTENT_SET : BL_INTENT_CLEAR, id, subvolume, size,
+			    &intent, path, err);
+	if (r < 0)
+		return r;
+	/* with quotas off (clear only) the record is all there is */
+	if (mode != BL_QUOTA_OFF && (r = bl_quota_limit(fd, size, path, err)) < 0) {
+		bl_intent_abort(h, &intent, id);
+		return r;
+	}
+	r = bl_intent_finish(h, id, &intent, path, err);
+	if (r < 0) {
+		/* the record is as it was: so must the kernel's limit be */
+		if (mode != BL_QUOTA_OFF && bl_quota_limit(fd, before, path, NULL) < 0) {
+			bl_log(BTRFSLAYER_LOG_ERR, "%s: %s: could not put back the limit as it was; "
+			       "the intent %s/" BL_QUOTAS "/%s is left for the next open", step,
+			       path, h->home, intent.name);
+			close(intent.fd);
+			bl_note_leftover(h);
+		} else {
+			bl_intent_abort(h, &intent, id);
+		}
+		return r;
+	}
+	return bl_commit(h, step, path, err);
+}
 
 BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
 					btrfslayer_error **err)
@@ -495,24 +494,9 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 		return r;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "set size limit", err);
-	if (fd >= 0) {
-		char path[PATH_MAX];
-		bl_layer_path(h, id, path, sizeof(path));
-		uint64_t before = 0;
-		if (bl_quota_file_read(h, id, &before) < 0)
-			before = 0;
-		r = bl_quota_limit(fd, size, path, err);
-		/* the record last; a failed call puts both back as they were
-		 * (the write may fail after its rename, at the fsync) */
-		if (r == 0 && (r = bl_quota_file_write(h, id, size, err)) < 0 &&
-		    (bl_quota_file_set(h, id, before, NULL) < 0 ||
-		     bl_quota_limit(fd, before, path, NULL) < 0))
-			bl_log(BTRFSLAYER_LOG_ERR, "set size limit: %s: could not put back "
-			       "the limit as it was; the next open sets it to its record", path);
+	r = fd < 0 ? fd : change_limit(h, id, fd, size, err);
+	if (fd >= 0)
 		close(fd);
-	} else {
-		r = fd;
-	}
 	bl_id_unlock(h, id);
 	return r;
 }
@@ -520,34 +504,14 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 					  btrfslayer_error **err)
 {
-	char path[PATH_MAX];
-	enum bl_quota_mode mode;
-	bool inconsistent;
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "clear size limit", err);
-	if (fd < 0) {
-		r = fd;
-		goto out;
-	}
-	bl_layer_path(h, id, path, sizeof(path));
-	/* the file first: a limit that is gone from the kernel but still on
-	 * disk would come back at the next get() */
-	uint64_t before;
-	bool recorded = bl_quota_file_read(h, id, &before) == 0;
-	r = bl_quota_file_remove(h, id, err);
-	if (r == 0 && (r = bl_ioctl_quota_status(fd, &mode, &inconsistent)) < 0)
-		bl_fail(err, r, "read quota status: %s", path);
-	if (r == 0 && mode != BL_QUOTA_OFF)
-		r = bl_quota_limit(fd, 0, path, err);
-	/* a failed call leaves the record as it found it */
-	if (r < 0 && recorded && bl_quota_file_write(h, id, before, NULL) < 0)
-		bl_log(BTRFSLAYER_LOG_ERR, "clear size limit: %s: could not put back its record",
-		       path);
-	close(fd);
-out:
+	r = fd < 0 ? fd : change_limit(h, id, fd, 0, err);
+	if (fd >= 0)
+		close(fd);
 	bl_id_unlock(h, id);
 	return r;
 }

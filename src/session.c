@@ -98,6 +98,12 @@ void bl_session_lock_id(btrfslayer *h, unsigned index)
 		       btrfslayer_strerror(r));
 }
 
+bool bl_session_trylock_id(btrfslayer *h, unsigned index)
+{
+	int r = byte_lock(h->lock_fd, F_OFD_SETLK, F_WRLCK, ID_LOCKS_START + index, 1);
+	return r != -EAGAIN && r != -EACCES;	/* -ENOLCK: go on, as above */
+}
+
 void bl_session_unlock_id(btrfslayer *h, unsigned index)
 {
 	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, ID_LOCKS_START + index, 1);

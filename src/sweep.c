@@ -3,10 +3,12 @@
  * The recovery sweep at open: what handles that died left behind.
  *
  * A crash can only leave the library's reserved names (a layer being built
- * or removed, a quota file being written or buried), a quota file whose
- * layer is gone (a removal that died before its last step, or a create that
- * died between writing it and publishing the layer) and markers of qgroups
- * still to destroy.  Names a live handle reserved are left to it.
+ * or removed, an intent of a limit change (intent.c), a quota file being
+ * buried) and markers of qgroups still to destroy.  Names a live handle
+ * reserved are left to it, and the sweep never waits for a live handle: an
+ * id it cannot lock now is left (sweep_left).  Layers and their records
+ * are never looked at, so the sweep costs one read of each directory plus
+ * what was left unfinished, whatever the number of layers.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -83,31 +85,6 @@ static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
 		h->sweep.temporaries++;
 }
 
-/* A set_quota or clear_quota that died between the kernel's limit and the
- * record leaves them apart: the record wins.  Under the id's lock, where no
- * live call is between the two. */
-static void sweep_limit(btrfslayer *h, const char *id)
-{
-	char path[PATH_MAX];
-	bl_layer_path(h, id, path, sizeof(path));
-	bl_id_lock(h, id);
-	int fd = bl_open_layer(h, id, "recovery", NULL);
-	if (fd >= 0) {
-		if (bl_quota_reconcile(h, id, fd, path) == 1)
-			h->sweep.limits++;
-		close(fd);
-	}
-	bl_id_unlock(h, id);
-}
-
-static bool quotas_on(btrfslayer *h)
-{
-	enum bl_quota_mode mode;
-	bool inconsistent;
-	return bl_ioctl_quota_status(h->home_fd, &mode, &inconsistent) == 0 &&
-	       mode != BL_QUOTA_OFF;
-}
-
 /* Whether the reserved name `name` is to be cleaned up: at open, what
  * a dead handle left; at close, what this one left. */
 static bool to_sweep(btrfslayer *h, const char *name, const char *prefix, bool own)
@@ -122,14 +99,11 @@ static void sweep_subvolumes(btrfslayer *h, bool own)
 	struct dirent *d;
 	if (!dir)
 		return;
-	bool limits = !own && quotas_on(h);
 	while ((d = readdir(dir))) {
+		/* layers are not looked at: only what calls left unfinished */
 		const char *prefix = reserved_prefix(d->d_name);
-		if (!prefix) {
-			if (limits && bl_id_check(d->d_name, "layer id", NULL) == 0)
-				sweep_limit(h, d->d_name);
+		if (!prefix)
 			continue;
-		}
 		if (to_sweep(h, d->d_name, prefix, own))
 			sweep_subvolume(h, d->d_name, prefix);
 		else if (!own)
@@ -151,16 +125,19 @@ static void unlink_quota_file(btrfslayer *h, const char *name, const char *why)
 	}
 }
 
-/* quotas/<id> with no layer: under the id's lock, so that a create that
- * has written the file but not yet published its layer is never caught in
- * between. */
-static void sweep_orphan_quota_file(btrfslayer *h, const char *id)
+/* A dead call's reserved name in quotas/: an intent is finished
+ * (intent.c), a plain temporary or buried record deleted. */
+static void sweep_quota_temporary(btrfslayer *h, const char *name, const char *prefix)
 {
-	bl_id_lock(h, id);
-	int r = bl_lookup_layer(h->subvolumes_fd, id);
-	if (r == 0 || r == -ENOENT)
-		unlink_quota_file(h, id, "the quota file of a layer that is gone:");
-	bl_id_unlock(h, id);
+	int r = bl_intent_recover(h, name);
+	if (r == 1)
+		h->sweep.limits++;
+	else if (r == -ENODATA)
+		unlink_quota_file(h, name, !strcmp(prefix, BL_TMP_PREFIX)
+					   ? "an unfinished quota file"
+					   : "the quota file of a removed layer");
+	else if (r < 0)
+		h->sweep.left++;	/* a live call holds its id, or it failed */
 }
 
 static void sweep_quota_files(btrfslayer *h, bool own)
@@ -170,17 +147,15 @@ static void sweep_quota_files(btrfslayer *h, bool own)
 	if (!dir)
 		return;
 	while ((d = readdir(dir))) {
+		/* records are not looked at: only what calls left unfinished */
 		const char *prefix = reserved_prefix(d->d_name);
-		if (prefix && to_sweep(h, d->d_name, prefix, own))
-			unlink_quota_file(h, d->d_name, !strcmp(prefix, BL_TMP_PREFIX)
-						 ? "an unfinished quota file"
-						 : "the quota file of a removed layer");
-		else if (prefix && !own)
+		if (prefix && to_sweep(h, d->d_name, prefix, own)) {
+			sweep_quota_temporary(h, d->d_name, prefix);
+		} else if (prefix && !own) {
 			h->sweep.left++;
-		else if (!prefix && !own && bl_id_check(d->d_name, "layer id", NULL) == 0)
-			sweep_orphan_quota_file(h, d->d_name);
-		else if (!own && bl_quota_adopt_marker(h, d->d_name) == 1)
+		} else if (!prefix && !own && bl_quota_adopt_marker(h, d->d_name) == 1) {
 			h->sweep.qgroups++;
+		}
 	}
 	closedir(dir);
 }

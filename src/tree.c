@@ -84,8 +84,9 @@ static int mark_doomed(btrfslayer *h, uint64_t top_id, const struct bl_subvolume
 	return r;
 }
 
+/* *marked says whether the qgroups of what goes must be followed up. */
 static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_unsealed,
-			  bool *spoiled, const char *path, btrfslayer_error **err)
+			  bool *spoiled, bool *marked, const char *path, btrfslayer_error **err)
 {
 	struct bl_subvolume *list;
 	size_t n, i = 0;
@@ -93,8 +94,12 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 	int r = bl_ioctl_nested_subvolumes(top_fd, &list, &n);
 	if (r < 0)
 		return bl_fail(err, r, "list nested subvolumes: %s", path);
-	if (h)
+	*marked = false;
+	if (h) {
 		r = mark_doomed(h, top_id, list, n, err);
+		*marked = r == 1;
+		r = r < 0 ? r : 0;
+	}
 	if (r == 0)
 		r = unseal_parents(top_fd, top_id, top_unsealed, spoiled, list, n, path, err);
 	/* children come before their parents */
@@ -102,7 +107,7 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);
 		if (r == 0)
 			*spoiled = true;
-		if (r == 0 && h)
+		if (r == 0 && *marked)
 			bl_quota_forget_subvolume(h, list[i].id);
 		if (r == -ENOENT)	/* gone already */
 			r = 0;
@@ -110,7 +115,7 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 			bl_fail(err, r, "delete nested subvolume: %s/%s", path, list[i].path);
 	}
 	/* what was not deleted needs no qgroup destroyed */
-	if (r < 0 && h)
+	if (r < 0 && *marked)
 		for (i = i ? i - 1 : 0; i < n; i++)
 			bl_quota_unmark(h, list[i].id);
 	bl_subvolumes_free(list, n);
@@ -120,7 +125,7 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 		    btrfslayer_error **err)
 {
-	bool top_unsealed = false, spoiled_here = false;
+	bool top_unsealed = false, spoiled_here = false, marked = false;
 	uint64_t top_id;
 
 	if (!spoiled)
@@ -132,19 +137,23 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 	if (r < 0)
 		return bl_fail(err, r, "read subvolume id: %s", path);
 	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
-		r = destroy_nested(h, fd, top_id, &top_unsealed, spoiled, path, err);
+		r = destroy_nested(h, fd, top_id, &top_unsealed, spoiled, &marked, path, err);
 		if (r < 0)
 			break;
 		r = bl_ioctl_destroy_by_id(fd, top_id);
+		/* ENOENT: another handle's sweep deleted it first; its qgroup
+		 * is still to be destroyed, so the marker stays */
+		if (r == -ENOENT)
+			r = 0;
 		if (r != -ENOTEMPTY)
 			break;
 	}
 	if (r == 0) {
-		if (h)
+		if (marked)
 			bl_quota_forget_subvolume(h, top_id);
 		return 0;
 	}
-	if (h)
+	if (marked)
 		bl_quota_unmark(h, top_id);
 	if (err && !*err)	/* the failing step may have said it already */
 		bl_fail(err, r, "delete subvolume: %s", path);

@@ -18,6 +18,8 @@
  *            markers may stay until the next open, which must sweep them.
  *   set/clear_quota: the kernel's limit and the quota file agree, both old
  *            or both new.
+ * A reserved name in quotas/ that announces nothing (an intent whose
+ * unlink failed, stripped of its attribute) may stay until the next open.
  * Every other layer stays as it was; after close (which cleans up the
  * handle's own reserved names) and the next open, the contract's invariants
  * hold and status() counts no more than what was left.
@@ -53,6 +55,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -704,10 +707,23 @@ static unsigned diff_views(const struct view *before, const struct view *now,
 	return hard;
 }
 
+/* A reserved name in quotas/ that announces nothing (no intent
+ * attribute): what a failed unlink of a finished or dropped intent leaves,
+ * for close or the next open to delete, without effect. */
+static bool inert_quota_file(struct ctx *c, const char *name)
+{
+	char path[PATH_MAX], value[8];
+	snprintf(path, sizeof(path), "%s/quotas/%s", c->home, name);
+	return getxattr(path, "user.btrfslayer.intent", value, sizeof(value)) < 0 &&
+	       errno == ENODATA;
+}
+
 /* Names under subvolumes/ and quotas/ that are not layers or quota files:
  * markers in quotas/, and reserved names only where allowed (noted in
- * v->leftovers): tombstones, and temporaries too when `allow_tmp`. */
-static void check_reserved(struct ctx *c, bool allow_tomb, bool allow_tmp, struct verdict *v)
+ * v->leftovers): tombstones, and temporaries too when `allow_tmp`; inert
+ * ones in quotas/ when `allow_inert`. */
+static void check_reserved(struct ctx *c, bool allow_tomb, bool allow_tmp, bool allow_inert,
+			   struct verdict *v)
 {
 	static const char *const dirs[] = { "subvolumes", "quotas" };
 	for (int i = 0; i < 2; i++) {
@@ -723,7 +739,8 @@ static void check_reserved(struct ctx *c, bool allow_tomb, bool allow_tmp, struc
 			if (i == 1 && !strncmp(n, ".qgroup-", 8))
 				continue;
 			if ((allow_tomb && !strncmp(n, ".tomb-", 6)) ||
-			    (allow_tmp && !strncmp(n, ".tmp-", 5))) {
+			    (allow_tmp && !strncmp(n, ".tmp-", 5)) ||
+			    (allow_inert && i == 1 && inert_quota_file(c, n))) {
 				v->leftovers = true;
 				continue;
 			}
@@ -1043,7 +1060,8 @@ static struct verdict judge(struct ctx *c, int rc, btrfslayer_error *err, bool a
 	}
 	if (rc < 0 && !after_open)
 		check_error(rc, err, &v);
-	check_reserved(c, (c->s->kind == K_REMOVE && !after_open) || sweepable, sweepable, &v);
+	check_reserved(c, (c->s->kind == K_REMOVE && !after_open) || sweepable, sweepable,
+		       !after_open, &v);
 	check_qgroups(c, &now, &v);
 	check_bystanders(c, &v);
 	if (after_open)

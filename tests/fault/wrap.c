@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -299,6 +300,20 @@ ssize_t __wrap_getrandom(void *buf, size_t len, unsigned int flags)
 	return __real_getrandom(buf, len, flags);
 }
 
+DECLARE(fsetxattr);
+int __wrap_fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)
+{
+	LIBC_FAULT(fsetxattr);
+	return __real_fsetxattr(fd, name, value, size, flags);
+}
+
+DECLARE(fgetxattr);
+ssize_t __wrap_fgetxattr(int fd, const char *name, void *value, size_t size)
+{
+	LIBC_FAULT(fgetxattr);
+	return __real_fgetxattr(fd, name, value, size);
+}
+
 DECLARE(fdopendir);
 DIR *__wrap_fdopendir(int fd)
 {
@@ -454,6 +469,27 @@ int __wrap_bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out
 {
 	BL_FAULT(bl_ioctl_qgroup_info);
 	return __real_bl_ioctl_qgroup_info(fd, qgroupid, out);
+}
+
+DECLARE(bl_ioctl_subvolume_info);
+int __wrap_bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
+{
+	BL_FAULT(bl_ioctl_subvolume_info);
+	return __real_bl_ioctl_subvolume_info(fd, out);
+}
+
+DECLARE(bl_ioctl_commit);
+int __wrap_bl_ioctl_commit(int fd)
+{
+	BL_FAULT(bl_ioctl_commit);
+	return __real_bl_ioctl_commit(fd);
+}
+
+DECLARE(bl_ioctl_generation);
+int __wrap_bl_ioctl_generation(int fd, uint64_t *generation)
+{
+	BL_FAULT(bl_ioctl_generation);
+	return __real_bl_ioctl_generation(fd, generation);
 }
 
 /* It reports its own failures through err: so does its fault. */

@@ -18,6 +18,7 @@
 	X(linkat) X(mkdirat) X(fsync) X(fdatasync) X(syncfs) X(fchown)           \
 	X(fchmod) X(fstat) X(fstatat) X(stat) X(statx) X(read) X(write)          \
 	X(pwrite) X(ftruncate) X(fcntl) X(fdopendir) X(readdir) X(getrandom)     \
+	X(fsetxattr) X(fgetxattr)                                                \
 	X(bl_check_btrfs) X(bl_ioctl_fs_uuid) X(bl_ioctl_is_subvolume)           \
 	X(bl_ioctl_subvolume_id) X(bl_ioctl_get_read_only)                       \
 	X(bl_ioctl_set_read_only) X(bl_ioctl_subvolume_create)                   \
@@ -26,7 +27,8 @@
 	X(bl_ioctl_quota_status) X(bl_kernel_has_simple_quota)                   \
 	X(bl_ioctl_quota_enable) X(bl_ioctl_qgroup_limit)                        \
 	X(bl_ioctl_qgroup_create) X(bl_ioctl_qgroup_destroy)                     \
-	X(bl_ioctl_qgroup_info) X(bl_label_apply)
+	X(bl_ioctl_qgroup_info) X(bl_ioctl_subvolume_info)                       \
+	X(bl_ioctl_commit) X(bl_ioctl_generation) X(bl_label_apply)
 
 enum fault_point {
 #define FAULT_ENUM(name) FP_##name,

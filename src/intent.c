@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Intents: the journal of size-limit changes in flight.
+ *
+ * A layer's limit lives in the kernel (the qgroup limit) and in its record,
+ * HOME/quotas/<id>.  No single step changes both, so every call that changes
+ * them first writes an intent: a file quotas/.tmp-<slot>-<16 hex> whose
+ * extended attribute user.btrfslayer.intent says "set <subvolume> <id>"
+ * or "clear <subvolume> <id>": the subvolume id tells the layer it was
+ * meant for from a later layer of the same id.  A "set" intent holds the new record itself, synced, and
+ * becomes the record by a rename, its last step; a "clear" intent is
+ * unlinked after the record.
+ *
+ * Invariant: while the kernel's limit and the record of a layer may
+ * disagree, an intent naming the layer exists, and it exists on disk
+ * before any of the changes it announces do (it is synced before them).
+ * So a crash or a power cut leaves either no disagreement or an intent of a
+ * dead handle's slot, and open's sweep rolls that intent forward: only the
+ * limits the library was changing when it died are touched, never one an
+ * administrator set by hand, and the sweep costs what was in flight, not
+ * what is stored.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define INTENT_XATTR "user.btrfslayer.intent"
+/* "clear ", a subvolume id, a space and a layer id */
+#define INTENT_MAX (6 + 20 + 1 + BTRFSLAYER_ID_MAX + 1)
+
+static void quotas_path(const btrfslayer *h, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
+}
+
+static const char *const op_names[] = {
+	[BL_INTENT_SET] = "set",
+	[BL_INTENT_CLEAR] = "clear",
+	[BL_INTENT_REMOVE] = "remove",
+};
+
+int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_t subvolume,
+		    uint64_t size, struct bl_intent *in, const char *layer_path,
+		    btrfslayer_error **err)
+{
+	char content[BL_QUOTA_FILE_MAX], intent[INTENT_MAX];
+	int r = 0;
+
+	in->op = op;
+	in->fd = -1;
+	for (int attempt = 0; in->fd < 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
+		bl_reserved_name(h, BL_TMP_PREFIX, in->name);
+		/* O_EXCL: a fresh file, never one planted under this name */
+		in->fd = openat(h->quotas_fd, in->name,
+				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (in->fd < 0 && errno != EEXIST)
+			break;
+	}
+	if (in->fd < 0)
+		return bl_fail(err, -errno, "record size limit of layer %s: create a file in "
+			       "%s/" BL_QUOTAS, layer_path, h->home);
+	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s", op_names[op],
+			   subvolume, id);
+	if (op == BL_INTENT_SET) {
+		size_t n = (size_t)bl_quota_file_format(size, content);
+		ssize_t w = write(in->fd, content, n);
+		if (w != (ssize_t)n)
+			r = w < 0 ? -errno : -EIO;
+	}
+	if (r == 0 && fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, XATTR_CREATE) < 0)
+		r = -errno;
+	/* on disk before anything it announces: a power cut must not keep a
+	 * change and lose the intent that lets the sweep finish it */
+	if (r == 0 && fsync(in->fd) < 0)
+		r = -errno;
+	if (r < 0) {
+		char path[PATH_MAX];
+		quotas_path(h, in->name, path, sizeof(path));
+		bl_intent_abort(h, in, id);
+		return bl_fail(err, r, "record size limit of layer %s: write %s", layer_path, path);
+	}
+	return 0;
+}
+
+int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
+			   struct bl_intent *in, const char *layer_path, btrfslayer_error **err)
+{
+	char intent[INTENT_MAX], path[PATH_MAX];
+	struct stat st;
+	in->op = BL_INTENT_REMOVE;
+	in->fd = bl_open_file_beneath(h->quotas_fd, id, O_RDONLY | O_NONBLOCK);
+	if (in->fd == -ENOENT)
+		return 0;	/* no record */
+	quotas_path(h, id, path, sizeof(path));
+	if (in->fd < 0)
+		return bl_fail(err, in->fd, "remove layer %s: open its quota file %s", layer_path,
+			       path);
+	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s",
+			   op_names[BL_INTENT_REMOVE], subvolume, id);
+	int r = fstat(in->fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
+	if (r == 0 && fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, 0) < 0)
+		r = -errno;
+	/* the attribute is on disk before the rename that makes it count */
+	if (r == 0 && fsync(in->fd) < 0)
+		r = -errno;
+	for (int attempt = 0; r == 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
+		bl_reserved_name(h, BL_TOMB_PREFIX, in->name);
+		if (renameat2(h->quotas_fd, id, h->quotas_fd, in->name, RENAME_NOREPLACE) == 0)
+			return 0;
+		if (errno != EEXIST)
+			r = -errno;
+	}
+	if (r == 0)
+		r = -EAGAIN;
+	fremovexattr(in->fd, INTENT_XATTR);
+	close(in->fd);
+	in->fd = -1;
+	/* no space for it: the record goes after the layer, unannounced */
+	if (r == -ENOSPC || r == -EDQUOT)
+		return 0;
+	return bl_fail(err, r, "remove layer %s: bury its quota file %s", layer_path, path);
+}
+
+/* The intent's last step: it goes.  An unlink that fails leaves it
+ * without its attribute, a plain temporary that announces nothing. */
+static void drop(btrfslayer *h, struct bl_intent *in, bool neutralize_first)
+{
+	if (neutralize_first)
+		fremovexattr(in->fd, INTENT_XATTR);
+	if (unlinkat(h->quotas_fd, in->name, 0) < 0 && errno != ENOENT) {
+		int e = errno;
+		if (!neutralize_first)
+			fremovexattr(in->fd, INTENT_XATTR);
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/%s: %s; it goes at close "
+		       "or at the next open", h->home, in->name, strerror(e));
+		bl_note_leftover(h);
+	}
+	close(in->fd);
+	in->fd = -1;
+}
+
+int bl_intent_finish(btrfslayer *h, const char *id, struct bl_intent *in,
+		     const char *layer_path, btrfslayer_error **err)
+{
+	if (in->op == BL_INTENT_SET) {
+		/* the intent becomes the record: one atomic step */
+		if (renameat(h->quotas_fd, in->name, h->quotas_fd, id) < 0)
+			return bl_fail(err, -errno, "record size limit of layer %s: rename "
+				       "%s/" BL_QUOTAS "/%s to %s", layer_path, h->home, in->name, id);
+		close(in->fd);
+		in->fd = -1;
+		return 0;
+	}
+	/* a buried record (REMOVE) is the intent itself */
+	if (in->op == BL_INTENT_CLEAR && unlinkat(h->quotas_fd, id, 0) < 0 && errno != ENOENT)
+		return bl_fail(err, -errno, "remove the size limit record of layer %s: "
+			       "%s/" BL_QUOTAS "/%s", layer_path, h->home, id);
+	drop(h, in, false);
+	return 0;
+}
+
+void bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
+{
+	if (in->fd < 0)
+		return;
+	if (in->op != BL_INTENT_REMOVE) {
+		drop(h, in, true);
+		return;
+	}
+	/* the layer stays: so does its record, back under its id */
+	if (renameat2(h->quotas_fd, in->name, h->quotas_fd, id, RENAME_NOREPLACE) < 0) {
+		bl_log(BTRFSLAYER_LOG_ERR, "remove layer %s: its quota file could not be put back "
+		       "from %s/" BL_QUOTAS "/%s: %s; the next open does it", id, h->home, in->name,
+		       strerror(errno));
+		bl_note_leftover(h);
+	} else {
+		fremovexattr(in->fd, INTENT_XATTR);
+	}
+	close(in->fd);
+	in->fd = -1;
+}
+
+/* What the intent file at `name` announces: its bl_intent_op, with the
+ * layer in id and *subvolume, and the new size in *size (0 when its content
+ * does not parse: it died before its sync); -ENODATA when it is a plain
+ * temporary file. */
+static int read_intent(btrfslayer *h, const char *name, char id[BTRFSLAYER_ID_MAX + 1],
+		       uint64_t *subvolume, uint64_t *size)
+{
+	char intent[INTENT_MAX + 1], content[BL_QUOTA_FILE_MAX];
+	struct stat st;
+	int fd = bl_open_file_beneath(h->quotas_fd, name, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		return fd;
+	ssize_t n = -1;
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = -EINVAL;
+	else if ((n = fgetxattr(fd, INTENT_XATTR, intent, INTENT_MAX)) < 0)
+		r = -errno;	/* ENODATA: no intent */
+	ssize_t c = r == 0 ? read(fd, content, sizeof(content)) : -1;
+	close(fd);
+	if (r < 0)
+		return r;
+	intent[n] = '\0';
+	const char *rest = NULL;
+	for (int op = 0; op <= BL_INTENT_REMOVE && !rest; op++) {
+		size_t len = strlen(op_names[op]);
+		if (!strncmp(intent, op_names[op], len) && intent[len] == ' ')
+			r = op, rest = intent + len + 1;
+	}
+	if (!rest)
+		return -EINVAL;
+	char *end;
+	if (*rest < '1' || *rest > '9')
+		return -EINVAL;
+	errno = 0;
+	*subvolume = strtoull(rest, &end, 10);
+	if (errno || *end != ' ')
+		return -EINVAL;
+	rest = end + 1;
+	if (bl_id_check(rest, "layer id", NULL) < 0)
+		return -EINVAL;
+	strcpy(id, rest);
+	*size = 0;
+	if (r == BL_INTENT_SET && (c < 0 || bl_quota_file_parse(content, (size_t)c, size) < 0))
+		*size = 0;
+	return r;
+}
+
+/* Finish what a dead call announced, on layer id if it is still the
+ * subvolume the intent names: a limit set (or, when the intent's content
+ * never reached the disk, put back to the record) or cleared; for a
+ * removal, the record of a layer that is gone.  Called with the id's lock. */
+static int roll_forward(btrfslayer *h, struct bl_intent *in, const char *id,
+			uint64_t subvolume, uint64_t size, btrfslayer_error **err)
+{
+	char path[PATH_MAX];
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	uint64_t found = 0;
+	bl_layer_path(h, id, path, sizeof(path));
+	int fd = bl_open_layer(h, id, "recovery: size limit of layer", NULL);
+	if (fd >= 0 && bl_ioctl_subvolume_id(fd, &found) == 0 && found != subvolume) {
+		/* a later layer of that id: the intent is not about it */
+		close(fd);
+		fd = -ENOENT;
+		if (in->op == BL_INTENT_REMOVE) {
+			drop(h, in, false);	/* the old layer is gone with its record */
+			return 0;
+		}
+	}
+	if (fd < 0 && fd != -ENOENT)
+		return fd;
+	if (in->op == BL_INTENT_REMOVE) {
+		if (fd >= 0) {
+			close(fd);
+			bl_intent_abort(h, in, id);	/* it never went: record back */
+		} else {
+			drop(h, in, false);	/* it went: so does its record */
+		}
+		return 0;
+	}
+	if (fd < 0) {
+		/* a create that died before publishing, or a layer removed
+		 * since: no limit to finish */
+		drop(h, in, false);
+		return 0;
+	}
+	uint64_t limit = size;
+	if (in->op == BL_INTENT_SET && !size && bl_quota_file_read(h, id, &limit) < 0)
+		limit = 0;	/* back to the record, which says none */
+	int r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	/* quotas turned off meanwhile: only the record is ours to finish */
+	if (r == 0 && mode != BL_QUOTA_OFF)
+		r = bl_quota_limit(fd, limit, path, err);
+	close(fd);
+	if (r < 0)
+		return r;
+	if (in->op == BL_INTENT_SET && !size) {
+		drop(h, in, false);
+		return 0;
+	}
+	return bl_intent_finish(h, id, in, path, err);
+}
+
+int bl_intent_recover(btrfslayer *h, const char *name)
+{
+	char id[BTRFSLAYER_ID_MAX + 1], path[PATH_MAX];
+	uint64_t subvolume, size;
+	int op = read_intent(h, name, id, &subvolume, &size);
+	if (op == -ENODATA || op == -EINVAL)
+		return -ENODATA;	/* a plain temporary: the caller deletes it */
+	if (op < 0)
+		return op == -ENOENT ? 0 : op;	/* another sweep took it */
+	struct bl_intent in = { .op = (enum bl_intent_op)op };
+	snprintf(in.name, sizeof(in.name), "%s", name);
+	in.fd = bl_open_file_beneath(h->quotas_fd, name, O_RDONLY | O_NONBLOCK);
+	if (in.fd < 0)
+		return in.fd == -ENOENT ? 0 : in.fd;
+	if (!bl_id_trylock(h, id)) {
+		close(in.fd);
+		return -EBUSY;	/* a live call on that id: never wait for it */
+	}
+	btrfslayer_error *err = NULL;
+	int r = roll_forward(h, &in, id, subvolume, size, &err);
+	bl_id_unlock(h, id);
+	if (in.fd >= 0)
+		close(in.fd);
+	bl_layer_path(h, id, path, sizeof(path));
+	if (r < 0)
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: size limit of %s: %s", path,
+		       err ? btrfslayer_error_message(err) : btrfslayer_strerror(r));
+	else
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: finished an interrupted %s of the size "
+		       "limit of %s", op_names[op], path);
+	btrfslayer_error_free(err);
+	return r < 0 ? r : 1;
+}
