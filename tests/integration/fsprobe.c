@@ -109,19 +109,22 @@ char *probe_stale_qgroups(const char *mnt)
 	return s;
 }
 
-char *probe_limits(const char *mnt)
+char *probe_limits(const char *mnt, bool stale)
 {
 	struct probe_qgroup *q;
-	size_t nq = probe_qgroups(mnt, &q);
+	uint64_t *ids;
+	size_t nq = probe_qgroups(mnt, &q), ns = probe_subvolumes(mnt, &ids);
 	char *s = words();
 	for (size_t i = 0; i < nq; i++)
-		if (q[i].max_referenced) {
+		if (q[i].max_referenced &&
+		    !bsearch(&q[i].id, ids, ns, sizeof(*ids), cmp_u64) == stale) {
 			char word[64];
 			snprintf(word, sizeof(word), "0/%" PRIu64 "=%" PRIu64 " ", q[i].id,
 				 q[i].max_referenced);
 			s = append(s, word);
 		}
 	free(q);
+	free(ids);
 	return s;
 }
 

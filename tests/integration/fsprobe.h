@@ -28,8 +28,10 @@ size_t probe_subvolumes(const char *mnt, uint64_t **out);
  * "0/<id> " words in a malloc()ed string ("" when there is none). */
 char *probe_stale_qgroups(const char *mnt);
 
-/* The qgroups that carry a limit, as "0/<id>=<bytes> " words, malloc()ed. */
-char *probe_limits(const char *mnt);
+/* The level-0 qgroups that carry a limit, as "0/<id>=<bytes> " words,
+ * malloc()ed: those of live subvolumes (stale false), or those whose
+ * subvolume is gone (stale true). */
+char *probe_limits(const char *mnt, bool stale);
 
 /* Commit the filesystem and wait for the kernel's cleaner to drop every
  * deleted subvolume (btrfs filesystem sync; btrfs subvolume sync). */

@@ -413,6 +413,8 @@ static void make_evil(const char *subvolumes, int n)
 	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd >= 0)
 		close(fd);
+	else	/* never one without its mark: the audit tells them apart by it */
+		btrfs_util_delete_subvolume(path, 0);
 }
 
 static void swap_tmp(int fd, const char *subvolumes, const char *name, void *arg)
@@ -430,15 +432,18 @@ static void swap_tmp(int fd, const char *subvolumes, const char *name, void *arg
 	if (renameat2(fd, evil, fd, name, RENAME_EXCHANGE) == 0) {
 		shared->hits++;
 		a->used++;
+	} else if (faccessat(fd, evil, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		a->used++;	/* it could not be made: the next one */
 	}
 }
 
 /* Every subvolume under HOME/subvolumes is a layer that create returned 0
- * for, or the racer's (with ATTACKER_FILE); quotas/ holds records of those
- * layers only. */
+ * for, or the racer's (with `racer_file`, unless NULL); quotas/ holds
+ * records of those layers only.  Fails naming what is left behind. */
 static void audit_home(const char *home, char **made, int n_made, const char *racer_file)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], left[1024] = "";
+	int n_left = 0;
 	snprintf(dir, sizeof(dir), "%s/subvolumes", home);
 	char *names = probe_listing(dir, NULL);
 	for (char *save = NULL, *name = strtok_r(names, " ", &save); name;
@@ -448,17 +453,28 @@ static void audit_home(const char *home, char **made, int n_made, const char *ra
 			layer = !strcmp(made[i], name);
 		if (layer)
 			continue;
-		char path[PATH_MAX + 300];
+		char path[PATH_MAX + 300], sub[PATH_MAX + 256];
 		bool racers = false;
+		snprintf(sub, sizeof(sub), "%s/%s", dir, name);
 		if (racer_file) {
-			snprintf(path, sizeof(path), "%s/%s/%s", dir, name, racer_file);
+			snprintf(path, sizeof(path), "%s/%s", sub, racer_file);
 			racers = access(path, F_OK) == 0;
 		}
-		if (!racers)
-			fail_msg("%s/%s is left behind: no layer that a create returned 0 for, "
-				 "and not the racer's", dir, name);
+		if (racers)
+			continue;
+		if (n_left++ < 4) {
+			snprintf(path, sizeof(path), "%s/from-base", sub);
+			size_t used = strlen(left);
+			snprintf(left + used, sizeof(left) - used, "%s%s (%s%s)", used ? ", " : "",
+				 name, probe_read_only(sub) == 1 ? "read-only" :
+				 probe_read_only(sub) == 0 ? "writable" : "not a subvolume",
+				 access(path, F_OK) == 0 ? ", a snapshot of base" : "");
+		}
 	}
 	free(names);
+	if (n_left)
+		fail_msg("%d entries of %s are left behind, neither a layer that a create returned 0 "
+			 "for nor the racer's: %s%s", n_left, dir, left, n_left > 4 ? ", ..." : "");
 	snprintf(dir, sizeof(dir), "%s/quotas", home);
 	names = probe_listing(dir, ".qgroup-");
 	for (char *save = NULL, *name = strtok_r(names, " ", &save); name;
