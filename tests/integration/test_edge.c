@@ -690,8 +690,14 @@ static void problem(const char *fmt, ...)
 
 static void no_problems(void)
 {
-	if (problems[0])
-		fail_msg("%s", problems);
+	if (!problems[0])
+		return;
+	int n = 0;
+	/* cmocka cuts long messages: one line each, then the verdict */
+	for (char *save = NULL, *line = strtok_r(problems, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		print_message("PROBLEM %d: %s\n", ++n, line);
+	fail_msg("%d problems at ENOSPC (listed above)", n);
 }
 
 /* What a failed call must not have changed. */
@@ -727,10 +733,7 @@ static void state_expect(const struct fs_state *before, const char *what)
 {
 	struct fs_state now;
 	state_take(&now);
-	if (probe_has_prefix(now.subvolumes, ".tmp-") || probe_has_prefix(now.subvolumes, ".tomb-"))
-		problem("%s left %s/subvolumes: \"%s\"", what, small.home, now.subvolumes);
-	if (probe_has_prefix(now.quotas, ".tmp-") || probe_has_prefix(now.quotas, ".tomb-"))
-		problem("%s left %s/quotas: \"%s\"", what, small.home, now.quotas);
+	/* (what an earlier call left is that call's problem) */
 	if (strcmp(now.subvolumes, before->subvolumes))
 		problem("%s changed subvolumes/: \"%s\", was \"%s\"", what, now.subvolumes,
 			 before->subvolumes);
@@ -738,7 +741,7 @@ static void state_expect(const struct fs_state *before, const char *what)
 		problem("%s changed quotas/: \"%s\", was \"%s\"", what, now.quotas, before->quotas);
 	if (now.n_ids != before->n_ids ||
 	    memcmp(now.ids, before->ids, now.n_ids * sizeof(*now.ids)))
-		problem("%s left %zu subvolumes on the filesystem, there were %zu", what,
+		problem("%s: %zu subvolumes on the filesystem now, there were %zu", what,
 			 now.n_ids, before->n_ids);
 	if (strcmp(now.limits, before->limits))
 		problem("%s changed the qgroup limits: \"%s\", were \"%s\"", what, now.limits,
@@ -789,8 +792,8 @@ static void expect_nothing_reserved(void)
 	state_take(&now);
 	if (probe_has_prefix(now.subvolumes, ".tmp-") || probe_has_prefix(now.subvolumes, ".tomb-") ||
 	    probe_has_prefix(now.quotas, ".tmp-") || probe_has_prefix(now.quotas, ".tomb-"))
-		fail_msg("after close, %s holds subvolumes \"%s\" and quotas \"%s\"", small.home,
-			 now.subvolumes, now.quotas);
+		problem("after close, %s holds subvolumes \"%s\" and quotas \"%s\"", small.home,
+			now.subvolumes, now.quotas);
 	state_free(&now);
 }
 
