@@ -98,9 +98,13 @@ int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 	char intent[INTENT_MAX], path[PATH_MAX];
 	struct stat st;
 	in->op = BL_INTENT_REMOVE;
-	in->fd = bl_open_file_beneath(h->quotas_fd, id, O_RDONLY | O_NONBLOCK);
-	if (in->fd == -ENOENT)
-		return 0;	/* no record */
+	in->fd = bl_open_regular_beneath(h->quotas_fd, id, O_RDONLY, 0);
+	/* none, or something planted that no call reads as a record: it is
+	 * removed after the layer, as a record with no space to bury is */
+	if (in->fd == -ENOENT || bl_refusal_reason(in->fd)) {
+		in->fd = -1;
+		return 0;
+	}
 	quotas_path(h, id, path, sizeof(path));
 	if (in->fd < 0)
 		return bl_fail(err, in->fd, "remove layer %s: open its quota file %s", layer_path,
@@ -199,7 +203,7 @@ static int read_intent(btrfslayer *h, const char *name, char id[BTRFSLAYER_ID_MA
 {
 	char intent[INTENT_MAX + 1], content[BL_QUOTA_FILE_MAX];
 	struct stat st;
-	int fd = bl_open_file_beneath(h->quotas_fd, name, O_RDONLY | O_NONBLOCK);
+	int fd = bl_open_regular_beneath(h->quotas_fd, name, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
 	ssize_t n = -1;
@@ -307,7 +311,7 @@ int bl_intent_recover(btrfslayer *h, const char *name)
 		return op == -ENOENT ? 0 : op;	/* another sweep took it */
 	struct bl_intent in = { .op = (enum bl_intent_op)op };
 	snprintf(in.name, sizeof(in.name), "%s", name);
-	in.fd = bl_open_file_beneath(h->quotas_fd, name, O_RDONLY | O_NONBLOCK);
+	in.fd = bl_open_regular_beneath(h->quotas_fd, name, O_RDONLY, 0);
 	if (in.fd < 0)
 		return in.fd == -ENOENT ? 0 : in.fd;
 	if (!bl_id_trylock(h, id)) {

@@ -453,9 +453,12 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 int bl_check_component(const char *name);
 /* Open directory `name` of dirfd without following a symlink and without
  * crossing a mount point: an fd, or -ELOOP (a symlink), -ENOTDIR (not a
- * directory), -EXDEV (a mount point), -ENOENT, ... */
+ * directory), -EXDEV (a mount point), -ENOENT, -EOPNOTSUPP (this kernel
+ * cannot tell a mount point: see bl_mount_id()), ... */
 int bl_open_dir_beneath(int dirfd, const char *name);
-/* The same for a file, opened with `flags` (O_NOFOLLOW and O_CLOEXEC added). */
+/* The same for a file, opened with `flags` (O_NOFOLLOW and O_CLOEXEC added),
+ * whatever it is: a device or fifo is opened too.  For a file the library
+ * keeps, bl_open_regular_beneath(). */
 int bl_open_file_beneath(int dirfd, const char *name, int flags);
 /* Likewise for a relative path of several components: it may not climb
  * out with "..", follow a symlink or cross a mount point anywhere. */
@@ -464,8 +467,25 @@ int bl_open_path_beneath(int dirfd, const char *path);
  * not a symlink), 0 if it is something else, a negative errno (-ENOENT when
  * missing) on failure. */
 int bl_lookup_layer(int dirfd, const char *name);
+/* Open regular file `name` of dirfd without following a symlink, without
+ * crossing a mount point and without opening anything else (a device, a
+ * fifo): it is opened O_PATH and checked first, then that same inode is
+ * opened with `flags` (O_CLOEXEC added).  With O_CREAT, a missing file is
+ * made (O_EXCL, mode create_mode) and an existing one taken through the
+ * same checks, unless flags has O_EXCL too (-EEXIST then).  An fd, or
+ * -ELOOP (a symlink), -EISDIR (a directory), -EINVAL (a device, fifo or
+ * socket: any other non-regular file), -EXDEV (a mount point), -ENOENT
+ * (missing, without O_CREAT), -EOPNOTSUPP (no /proc to reopen through, or
+ * no way to tell a mount point), ... */
+int bl_open_regular_beneath(int dirfd, const char *name, int flags, mode_t create_mode);
+/* Why bl_open_regular_beneath() refused a file, for a message: "is a
+ * symbolic link" (-ELOOP), "is a mount point" (-EXDEV), "is a directory"
+ * (-EISDIR), "is not a regular file" (-EINVAL); NULL for any other code. */
+const char *bl_refusal_reason(int r);
 /* The id of the mount `name` in dirfd ("": dirfd itself) is on, as in
- * /proc/self/mountinfo (statx; -EOPNOTSUPP before Linux 5.8). */
+ * /proc/self/mountinfo: from statx (Linux 5.8), else /proc/self/fdinfo
+ * (3.15), else name_to_handle_at().  -EOPNOTSUPP when none of them can
+ * tell (logged once), never a guess. */
 int bl_mount_id(int dirfd, const char *name, uint64_t *id);
 /* 0 if resolving `path` now reaches the file fd holds; -ESTALE if it reaches
  * something else or nothing (a component was moved, replaced or symlinked). */

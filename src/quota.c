@@ -222,21 +222,18 @@ static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t 
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 {
 	char buf[BL_QUOTA_FILE_MAX], path[PATH_MAX];
-	struct stat st;
-	/* O_NONBLOCK: a fifo planted here must not hang us */
-	int fd = bl_open_file_beneath(h->quotas_fd, id, O_RDONLY | O_NONBLOCK);
+	/* a regular file only: a device or fifo planted here is never opened */
+	int fd = bl_open_regular_beneath(h->quotas_fd, id, O_RDONLY, 0);
 	if (fd == -ENOENT)
 		return -ENOENT;
 	quota_path(h, id, path, sizeof(path));
 	if (fd < 0) {
-		bl_log(BTRFSLAYER_LOG_WARNING, "ignoring quota file %s: %s", path,
-		       fd == -ELOOP ? "it is a symbolic link" :
-		       fd == -EXDEV ? "it is a mount point" : btrfslayer_strerror(fd));
+		const char *why = bl_refusal_reason(fd);
+		bl_log(BTRFSLAYER_LOG_WARNING, "ignoring quota file %s: %s%s", path,
+		       why ? "it " : "", why ? why : btrfslayer_strerror(fd));
 		return -EINVAL;
 	}
-	ssize_t n = -1;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-		n = read(fd, buf, sizeof(buf));
+	ssize_t n = read(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < 0 || bl_quota_file_parse(buf, (size_t)n, size) < 0) {
 		bl_log(BTRFSLAYER_LOG_WARNING,
@@ -295,19 +292,22 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 		return 0;	/* no qgroup can outlive a subvolume */
 	for (size_t i = 0; i < n; i++) {
 		marker_name(ids[i], name);
-		int fd = openat(h->quotas_fd, name,
-				O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-		if (fd < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+		/* a regular file only: a device planted here is never opened */
+		int fd = bl_open_regular_beneath(h->quotas_fd, name, O_WRONLY | O_CREAT, 0600);
+		if (fd == -ENOSPC || fd == -EDQUOT) {
 			/* a deletion frees space and must work on a full
 			 * filesystem: the qgroup waits in this handle only */
 			quota_path(h, name, path, sizeof(path));
 			bl_log(BTRFSLAYER_LOG_WARNING, "record qgroup to destroy: %s: %s; destroyed "
-			       "by this handle only", path, strerror(errno));
+			       "by this handle only", path, strerror(-fd));
 			continue;
 		}
 		if (fd < 0) {
 			quota_path(h, name, path, sizeof(path));
-			return bl_fail(err, -errno, "record qgroup to destroy: %s", path);
+			if (bl_refusal_reason(fd))
+				return bl_fail_msg(err, fd, "record qgroup to destroy: %s: %s, "
+						   "refusing to use it", path, bl_refusal_reason(fd));
+			return bl_fail(err, fd, "record qgroup to destroy: %s", path);
 		}
 		close(fd);
 	}

@@ -46,26 +46,14 @@ static int byte_lock(int fd, int cmd, short type, off_t start, off_t len)
 int bl_session_open(btrfslayer *h, btrfslayer_error **err)
 {
 	char path[PATH_MAX];
-	struct stat st;
 	snprintf(path, sizeof(path), "%s/" LOCK_FILE, h->home);
-	/* O_NONBLOCK: a fifo planted here must not hang open */
-	int fd = openat(h->home_fd, LOCK_FILE,
-			O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == ELOOP)
-		return bl_fail_msg(err, -ELOOP, "open lock file: %s: is a symbolic link, "
-				   "refusing to use it", path);
+	/* a regular file only: a device planted here is never opened */
+	int fd = bl_open_regular_beneath(h->home_fd, LOCK_FILE, O_RDWR | O_CREAT, 0600);
+	if (bl_refusal_reason(fd))
+		return bl_fail_msg(err, fd, "open lock file: %s: %s, refusing to use it", path,
+				   bl_refusal_reason(fd));
 	if (fd < 0)
-		return bl_fail(err, -errno, "open lock file: %s", path);
-	if (fstat(fd, &st) < 0) {
-		int r = -errno;
-		close(fd);
-		return bl_fail(err, r, "open lock file: %s", path);
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return bl_fail_msg(err, -EINVAL, "open lock file: %s: not a regular file, "
-				   "refusing to use it", path);
-	}
+		return bl_fail(err, fd, "open lock file: %s", path);
 	for (unsigned slot = 0; slot < BL_SESSION_SLOTS; slot++) {
 		int r = byte_lock(fd, F_OFD_SETLK, F_WRLCK, slot, 1);
 		if (r == 0) {

@@ -32,7 +32,8 @@
  * a real layer to make first (with_layer, with its storage options), the
  * call (op, call), the return value (expect), what the error message must
  * contain (needle, needle2; "@" stands for the full path of `at`), whether
- * a success may change home (changes_home), and an extra check.  A quota
+ * a success may change home (changes_home), and an extra check (check, run
+ * after a success, and after a failure too with check_always).  A quota
  * file with garbage in it, for example:
  *
  *	add((struct row){ "quota-file", "garbage", .plant = plant_file,
@@ -49,9 +50,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -122,6 +126,7 @@ struct row {
 	const char *needle2;
 	bool changes_home;	/* a success that may change home */
 	check_fn check;
+	bool check_always;	/* check after a failed call too */
 };
 
 /* What one case works with. */
@@ -295,6 +300,42 @@ static int plant_bind(struct env *e, const char *path, const char *arg)
 		return errno;
 	e->mounted = true;
 	return 0;
+}
+
+/* A character device with the numbers of /dev/null (arg "null": its open
+ * succeeds) or /dev/tty (arg "tty": its open fails, ENXIO, without a
+ * controlling terminal), watched: device_opened() tells whether anything
+ * opened it since (inotify IN_OPEN; an O_PATH open is not an open). */
+static int device_watch = -1;
+
+static int plant_chardev(struct env *e, const char *path, const char *arg)
+{
+	(void)e;
+	dev_t dev = !strcmp(arg, "tty") ? makedev(5, 0) : makedev(1, 3);
+	if (mknod(path, S_IFCHR | 0600, dev) < 0)
+		return errno;
+	if (device_watch >= 0)
+		close(device_watch);
+	device_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (device_watch < 0 || inotify_add_watch(device_watch, path, IN_OPEN) < 0)
+		return errno;
+	return 0;
+}
+
+/* The same at the qgroup marker remove writes for layer "base"
+ * (quotas/.qgroup-<its subvolume id>, which only a running case knows):
+ * e->plant_path becomes that. */
+static int plant_marker_chardev(struct env *e, const char *path, const char *arg)
+{
+	btrfslayer_usage u;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	if (!slash || btrfslayer_get_usage(e->h, "base", 0, &u, sizeof(u), NULL) < 0)
+		return EINVAL;
+	pathf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	pathf(e->plant_path, sizeof(e->plant_path), "%s/.qgroup-%" PRIu64, dir,
+	      u.subvolume_id);
+	return plant_chardev(e, e->plant_path, arg);
 }
 
 /* Nothing: what stood at the path is displaced, and nothing replaces it. */
@@ -821,6 +862,91 @@ static const char *check_limit_8m(struct env *e)
 	return u.recorded_limit == 0 ? NULL : "garbage was read as a recorded limit";
 }
 
+/* Nothing opened the device plant_chardev() planted.  (The library may
+ * have unlinked it, as a marker of its own: the watch then says IN_IGNORED.) */
+static const char *check_device_unopened(struct env *e)
+{
+	(void)e;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(device_watch, buf, sizeof(buf))) > 0) {
+		for (ssize_t at = 0; at < n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + at);
+			if (ev->mask & IN_OPEN)
+				return "the planted device was opened";
+			at += (ssize_t)(sizeof(*ev) + ev->len);
+		}
+	}
+	return n < 0 && errno == EAGAIN ? NULL : "cannot read the device's inotify watch";
+}
+
+/* ... and a read of the quota file said why it ignored it: not the
+ * driver's errno (the last log line, as get and usage read the file). */
+static const char *check_device_limit_8m(struct env *e)
+{
+	const char *why = check_device_unopened(e);
+	if (!why && e->row->op != OP_EXISTS && !strstr(last_log, "is not a regular file"))
+		why = "the quota file was not refused as a device";
+	return why ? why : check_limit_8m(e);
+}
+
+/* A remove that could not write its marker leaves the layer whole. */
+static const char *check_device_layer_kept(struct env *e)
+{
+	btrfslayer_usage u;
+	const char *why = check_device_unopened(e);
+	if (why)
+		return why;
+	if (btrfslayer_exists(e->h, "base", NULL) != 1)
+		return "the layer is gone, though its qgroup could not be recorded";
+	if (btrfslayer_get_usage(e->h, "base", 0, &u, sizeof(u), NULL) < 0)
+		return "usage failed";
+	return u.limit == 8 << 20 && u.recorded_limit == 8 << 20 ? NULL
+		: "the layer's limit or its record changed";
+}
+
+/* A device node where the library keeps a regular file (quotas/<id>, a
+ * qgroup marker, .lock) is never opened: an open can act, and its driver's
+ * errno would be taken for the file's.  The quota file is ignored; the
+ * marker and the lock file fail their call with -EINVAL. */
+static void add_device_cases(void)
+{
+	static const struct {
+		const char *name;
+		const char *arg;
+	} devices[] = {
+		{ "a character device (/dev/null's numbers)", "null" },
+		{ "a character device (/dev/tty's numbers)", "tty" },
+	};
+	static const enum op ops[] = { OP_GET, OP_USAGE, OP_EXISTS };
+	static const char *const sized[] = { "size=8M" };
+	for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
+		for (size_t j = 0; j < ARRAY_SIZE(ops); j++)
+			add((struct row){ "devices", ownf("%s: quotas/<id> is %s", op_names[ops[j]],
+							  devices[i].name),
+					  .plant = plant_chardev, .at = "quotas/base",
+					  .plant_arg = devices[i].arg, .with_layer = "base",
+					  .with_layer_opts = sized, .n_with_layer_opts = 1,
+					  .op = ops[j], .call = { .id = "base" },
+					  .expect = ops[j] == OP_EXISTS, .check = check_device_limit_8m });
+		add((struct row){ "devices", ownf("remove: the qgroup marker is %s", devices[i].name),
+				  .plant = plant_marker_chardev, .at = "quotas/.qgroup-of-base",
+				  .plant_arg = devices[i].arg, .with_layer = "base",
+				  .with_layer_opts = sized, .n_with_layer_opts = 1, .op = OP_REMOVE,
+				  .call = { .id = "base" }, .expect = -EINVAL, .needle = "@",
+				  .needle2 = "not a regular file", .changes_home = true,
+				  .check = check_device_layer_kept, .check_always = true });
+		add((struct row){ "devices", ownf("open: .lock is %s", devices[i].name),
+				  .plant = plant_chardev, .at = ".lock", .plant_arg = devices[i].arg,
+				  .op = OP_OPEN, .expect = -EINVAL, .needle = "@",
+				  .needle2 = "not a regular file", .check = check_device_unopened,
+				  .check_always = true,
+				  /* home's mtime: open made subvolumes/ and quotas/,
+				   * and took them back */
+				  .changes_home = true });
+	}
+}
+
 /* HOME/quotas/<id> comes from disk: whatever is there, get() (which applies
  * the recorded limit again), usage() and exists() neither fail nor take it
  * as a limit nor follow it out of home; the layer keeps the limit it has. */
@@ -1213,7 +1339,7 @@ static const char *run(const struct row *row, int index, char *detail, size_t le
 		why = "a failed open left a handle";
 	if (!why && row->op == OP_GET && r < 0 && e.path)
 		why = "a failed get left a path";
-	if (!why && row->check && r >= 0)
+	if (!why && row->check && (r >= 0 || row->check_always))
 		why = row->check(&e);
 	if (!why && logged_errors)
 		why = "the library logged an error";
@@ -1288,6 +1414,7 @@ int main(int argc, char **argv)
 	add_quota_file_cases();
 	add_layer_plant_cases();
 	add_swapped_layer_cases();
+	add_device_cases();
 
 	struct {
 		const char *name;
