@@ -58,6 +58,7 @@
 #define ATTACKER_FILE "ATTACKER"
 #define SENTINEL_FILE "sentinel"
 #define SENTINEL_TEXT "outside home: must survive\n"
+#define SWAPS_MAX 8192
 
 struct ctx {
 	char home[HOME_MAX];
@@ -74,6 +75,8 @@ static struct racer_state {
 	int events;
 	int hits;
 	bool realtime;
+	/* for item 12: the delay (µs) after which evil-<n> was swapped in */
+	long swap_delay[SWAPS_MAX];
 } *shared;
 
 static int setup(void **state)
@@ -431,6 +434,8 @@ static void swap_tmp(int fd, const char *subvolumes, const char *name, void *arg
 	snprintf(evil, sizeof(evil), "evil-%d", a->used);
 	if (renameat2(fd, evil, fd, name, RENAME_EXCHANGE) == 0) {
 		shared->hits++;
+		if (a->used < SWAPS_MAX)
+			shared->swap_delay[a->used] = delay;
 		a->used++;
 	} else if (faccessat(fd, evil, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 		a->used++;	/* it could not be made: the next one */
@@ -443,7 +448,7 @@ static void swap_tmp(int fd, const char *subvolumes, const char *name, void *arg
 static void audit_home(const char *home, char **made, int n_made, const char *racer_file)
 {
 	char dir[PATH_MAX], left[1024] = "";
-	int n_left = 0;
+	int n_left = 0, at_once = 0, later = 0;
 	snprintf(dir, sizeof(dir), "%s/subvolumes", home);
 	char *names = probe_listing(dir, NULL);
 	for (char *save = NULL, *name = strtok_r(names, " ", &save); name;
@@ -462,6 +467,13 @@ static void audit_home(const char *home, char **made, int n_made, const char *ra
 		}
 		if (racers)
 			continue;
+		int n;
+		if (sscanf(name, "evil-%d", &n) == 1 && n >= 0 && n < SWAPS_MAX) {
+			if (shared->swap_delay[n])
+				later++;
+			else
+				at_once++;
+		}
 		if (n_left++ < 4) {
 			snprintf(path, sizeof(path), "%s/from-base", sub);
 			size_t used = strlen(left);
@@ -474,7 +486,9 @@ static void audit_home(const char *home, char **made, int n_made, const char *ra
 	free(names);
 	if (n_left)
 		fail_msg("%d entries of %s are left behind, neither a layer that a create returned 0 "
-			 "for nor the racer's: %s%s", n_left, dir, left, n_left > 4 ? ", ..." : "");
+			 "for nor the racer's (%d swapped in as soon as the .tmp- appeared, %d after "
+			 "200 us or more): %s%s", n_left, dir, at_once, later, left,
+			 n_left > 4 ? ", ..." : "");
 	snprintf(dir, sizeof(dir), "%s/quotas", home);
 	names = probe_listing(dir, ".qgroup-");
 	for (char *save = NULL, *name = strtok_r(names, " ", &save); name;
