@@ -32,9 +32,12 @@
  * - HOME/subvolumes that is a symlink, a file, a fifo or a socket: -ENOTDIR;
  *   a mount point or on another filesystem: -EXDEV (open).
  * - HOME/subvolumes/<id> that is not a layer of this home (a symlink, a
- *   file, a fifo, a socket, a plain directory, a mount point): get, remove
- *   and create with it as parent say -ENOENT "not a layer"; exists says 0;
- *   layers and status leave it out; create of that id says -EEXIST.
+ *   file, a fifo, a socket, a plain directory, a mount point of anything but
+ *   that layer): get, remove and create with it as parent say -ENOENT "not
+ *   a layer"; exists says 0; layers and status leave it out; create of that
+ *   id says -EEXIST.  A layer that is a mount point of itself (a runtime
+ *   bind-mounted it onto itself, for mount propagation) is still the layer:
+ *   exists says 1, get and the other calls work, remove says -EBUSY.
  * - get() hands out a path string, so it checks that the path still leads
  *   to the layer: -ESTALE if home or HOME/subvolumes was moved or replaced
  *   since open (open the home again).
@@ -45,7 +48,8 @@
  * the next open or another process sees it: a layer is there whole (with
  * its owner, label, read-only flag, size limit and recorded limit) or not
  * at all.  create builds the layer under a reserved name
- * (HOME/subvolumes/.tmp-*) and renames it to its id last; remove renames it
+ * (HOME/subvolumes/.tmp-*) and renames it to its id last; remove deletes a
+ * layer without nested subvolumes in one step, and renames one with them
  * to a reserved tombstone (.tomb-*) first, so exists() is 0 from then on.
  * With one handle or several, from any threads:
  * - two creates of one id: one returns 0, the others -EEXIST, and the
@@ -58,20 +62,30 @@
  *   of a half-removed parent;
  * - get() of a layer being removed returns its path or -ENOENT; a path
  *   handed out before the removal stops leading to the layer.
+ * Durability: when create, remove, set_quota or clear_quota returns 0, its
+ * result survives a power cut that comes at any later moment: its last
+ * step commits the filesystem's transaction (which writes no file data, so
+ * its cost does not grow with what containers wrote).  A crash or a power
+ * cut during a call leaves the layer whole or absent, and its limit and
+ * record both old or both new, once the next open has run.
  * Handles sharing a home: each holds a slot in HOME/.lock (an open file
  * description lock, released when the handle is closed or its process dies,
  * however it dies), and the steps that rename a layer or write its quota
  * file take a lock in that file too.  A home may be opened by up to 4096
  * handles at once (-EBUSY beyond).
- * Recovery: open sweeps what handles that died mid-call left: it finishes
- * removals (tombstones), deletes unfinished layers and quota files that
- * belong to no layer, destroys the qgroups of deleted subvolumes that the
- * kernel keeps (quotas/.qgroup-<n> records them before a subvolume is
- * deleted), and, when quotas are on, sets each layer's size limit back to
- * its record (quotas/<id>, or none), as set_quota and clear_quota change
- * the kernel's limit and the record one after the other.  What a live handle is still building is left to it.  Each
- * step is logged (BTRFSLAYER_LOG_INFO, "recovery: ...") and status() counts
- * them.  A step that fails is logged as a warning and does not fail open.
+ * Recovery: open finishes what handles that died mid-call left, and only
+ * that: it finishes removals (tombstones), deletes unfinished layers,
+ * finishes limit changes and removals from their intents (quotas/.tmp-* and
+ * quotas/.tomb-* carrying the attribute user.btrfslayer.intent, written and
+ * synced before the change they announce), and destroys the qgroups of
+ * deleted subvolumes that the kernel keeps (quotas/.qgroup-<n> records them
+ * before a subvolume is deleted).  It never looks at a layer or a limit no
+ * call was changing, so a limit set by hand stays, and it costs one read of
+ * subvolumes/ and quotas/ plus the unfinished work, whatever the number of
+ * layers.  It never waits for a live handle: what a live handle is still
+ * doing, or an id one has locked, is left (sweep_left).  Each step is logged
+ * (BTRFSLAYER_LOG_INFO, "recovery: ...") and status() counts them.  A step
+ * that fails is logged as a warning and does not fail open.
  */
 #ifndef BTRFSLAYER_H
 #define BTRFSLAYER_H
@@ -260,10 +274,14 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 
 /* Delete layer `id` and every subvolume nested in it (read-only ones too),
  * and its recorded size limit.  The id is gone from the first step on.
- * -ENOENT if there is no such layer.  On failure before anything is
- * deleted, the layer gets its id back, whole; once part of it is gone, the
- * rest stays under its tombstone and is deleted at close or at the next
- * open (the error says so; exists() says 0).  Never waits for quota accounting: the
+ * -ENOENT if there is no such layer; -EBUSY, with nothing changed, if the
+ * layer is a mount point (mounted on itself).  It works on a full
+ * filesystem: a layer without nested subvolumes goes in one deletion, which
+ * needs no free space.  On failure before anything is deleted, the layer
+ * keeps its id, whole; once part of it is gone, the rest stays under its
+ * tombstone and is deleted at close or at the next open, and the error says
+ * so ("the layer is gone, but deleting what it held stopped half-way";
+ * exists() says 0).  Never waits for quota accounting: the
  * qgroups of the deleted subvolumes are destroyed as soon as the kernel lets
  * go of them (recent kernels drop them themselves). */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,

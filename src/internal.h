@@ -282,6 +282,10 @@ struct bl_subvolume_info {
 	uint64_t created;	/* the transaction that made it */
 	bool read_only;
 };
+/* The subvolume whose root is entry `name` of directory dirfd, from the
+ * root tree's refs: what sits there below any mount (CAP_SYS_ADMIN;
+ * -ENOENT when none). */
+int bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id);
 /* The id of the filesystem's running transaction (Linux 5.14;
  * -EOPNOTSUPP before): what a subvolume made from now on is born in, or
  * later. */
@@ -416,8 +420,9 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 int bl_intent_finish(btrfslayer *h, const char *id, struct bl_intent *in,
 		     const char *layer_path, btrfslayer_error **err);
 /* Drop an intent whose call changed nothing (a no-op once finished); for
- * REMOVE, put the record back under id. */
-void bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id);
+ * REMOVE, put the record back under id: false when that failed (the
+ * intent then stays, in->fd open). */
+bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id);
 /* Before removing layer `id` (subvolume `subvolume`): its record, if it
  * has one, becomes a REMOVE intent, quotas/.tomb-<slot>-<16 hex> (in->fd
  * -1 when there is no record).  Without space for that, nothing is done

@@ -156,6 +156,52 @@ int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
 	return 0;
 }
 
+int bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
+{
+	struct btrfs_ioctl_search_args args;
+	struct stat st;
+	uint64_t parent;
+	size_t len = strlen(name);
+	int r = UTIL(btrfs_util_subvolume_id_fd(dirfd, &parent));
+	if (r < 0)
+		return r;
+	if (fstat(dirfd, &st) < 0)
+		return -errno;
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = BTRFS_ROOT_TREE_OBJECTID;
+	args.key.min_objectid = args.key.max_objectid = parent;
+	args.key.min_type = args.key.max_type = BTRFS_ROOT_REF_KEY;
+	args.key.max_offset = UINT64_MAX;
+	args.key.max_transid = UINT64_MAX;
+	for (;;) {
+		args.key.nr_items = 4096;
+		if (ioctl(dirfd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+			return -errno;
+		if (args.key.nr_items == 0)
+			return -ENOENT;
+		size_t off = 0;
+		struct btrfs_ioctl_search_header header;
+		for (uint32_t i = 0; i < args.key.nr_items; i++) {
+			struct btrfs_root_ref ref;
+			memcpy(&header, args.buf + off, sizeof(header));
+			off += sizeof(header);
+			if (header.type == BTRFS_ROOT_REF_KEY && header.len >= sizeof(ref)) {
+				memcpy(&ref, args.buf + off, sizeof(ref));
+				if (le64toh(ref.dirid) == st.st_ino &&
+				    le16toh(ref.name_len) == len && len <= header.len - sizeof(ref) &&
+				    !memcmp(args.buf + off + sizeof(ref), name, len)) {
+					*id = header.offset;
+					return 0;
+				}
+			}
+			off += header.len;
+		}
+		if (header.offset == UINT64_MAX)
+			return -ENOENT;
+		args.key.min_offset = header.offset + 1;
+	}
+}
+
 int bl_ioctl_generation(int fd, uint64_t *generation)
 {
 	struct btrfs_ioctl_fs_info_args args;
