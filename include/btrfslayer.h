@@ -138,7 +138,14 @@ typedef void (*btrfslayer_log_fn)(int level, const char *message, void *userdata
 /* Process-wide: what the library has to say beyond return codes (cleanup
  * that failed after an error, recovery work).  NULL turns logging off, which
  * is the default.  The callback may be called from any thread that is inside
- * a library call; it must not call back into the library. */
+ * a library call, from several at once; it must not call back into the
+ * library.
+ * Replacing or removing the callback waits for the calls of the old one
+ * that are running in other threads: once this returns, the old callback
+ * is not running and will not be called again, so its userdata may be
+ * freed.  So do not call it while holding a lock the callback takes.  (A
+ * callback that calls this anyway, against the rule above, gets the change
+ * without that wait, which would never end.) */
 BTRFSLAYER_API void btrfslayer_set_log_fn(btrfslayer_log_fn fn, void *userdata);
 
 /* ---- handle -------------------------------------------------------------- */
