@@ -296,7 +296,35 @@ int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced)
 	args.lim.max_excl = QGROUP_LIMIT_CLEAR;
 	args.lim.rsv_rfer = QGROUP_LIMIT_CLEAR;
 	args.lim.rsv_excl = QGROUP_LIMIT_CLEAR;
-	return ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
+	if (ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) == 0)
+		return 0;
+	if (errno != EDQUOT)
+		return -errno;
+	/* The kernel reserves the ioctl's transaction against the subvolume
+	 * of the fd it is given (btrfs_start_transaction(root, 1)), so a
+	 * subvolume over its limit cannot have that limit raised or cleared
+	 * through itself.  Through the directory its root is in, which is in
+	 * another subvolume, naming its qgroup, it can. */
+	uint8_t fsid[16] = { 0 }, up_fsid[16] = { 0 };
+	uint64_t id;
+	int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (up < 0)
+		return -EDQUOT;
+	/* the same filesystem (a qgroup id means nothing on another), or
+	 * the first answer stands */
+	int r = UTIL(btrfs_util_subvolume_id_fd(fd, &id));
+	if (r == 0)
+		r = bl_ioctl_fs_uuid(fd, fsid);
+	if (r == 0)
+		r = bl_ioctl_fs_uuid(up, up_fsid);
+	if (r < 0 || memcmp(fsid, up_fsid, sizeof(fsid))) {
+		r = -EDQUOT;
+	} else {
+		args.qgroupid = id;
+		r = ioctl(up, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
+	}
+	close(up);
+	return r;
 }
 
 static int qgroup_create_or_destroy(int fd, uint64_t qgroupid, bool create)

@@ -590,6 +590,35 @@ static void test_set_and_clear(void **state)
 	assert_int_equal(usage(c, "l").limit, 0);
 }
 
+/* A layer over its limit (given a limit below what it holds) still gets
+ * its limit raised and cleared: the kernel charges the change's transaction
+ * to the subvolume it is asked through, and the full layer has no room. */
+static void test_limit_of_a_full_layer(void **state)
+{
+	struct ctx *c = *state;
+	int error;
+	create_sized(c, "full", NULL, NULL);
+	char *dir = layer_path(c, "full");
+	assert_int_equal(write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
+	free(dir);
+	assert_ok(btrfslayer_set_quota(c->h, "full", 8 * MiB, ERR));
+	btrfslayer_usage u = usage(c, "full");
+	assert_true(u.referenced > u.limit);
+	assert_ok(btrfslayer_set_quota(c->h, "full", 32 * MiB, ERR));
+	assert_int_equal(usage(c, "full").limit, 32 * MiB);
+	assert_int_equal(qgroup_limit(u.subvolume_id), 32 * MiB);
+	assert_ok(btrfslayer_set_quota(c->h, "full", 8 * MiB, ERR));
+	assert_ok(btrfslayer_clear_quota(c->h, "full", ERR));
+	u = usage(c, "full");
+	assert_int_equal(u.limit, 0);
+	assert_int_equal(u.recorded_limit, 0);
+	assert_int_equal(qgroup_limit(u.subvolume_id), 0);
+	/* and it writes again */
+	dir = layer_path(c, "full");
+	assert_int_equal(write_data(dir, "more", 4 * MiB, &error), 4 * MiB);
+	free(dir);
+}
+
 /* A caller built against a newer header passes a bigger struct: the tail it
  * knows of and we do not is zeroed. */
 static void test_usage_struct_size(void **state)
@@ -937,6 +966,7 @@ int main(void)
 		T(test_snapshot_drops_exclusive_limit),
 		T(test_bad_sizes_make_nothing),
 		T(test_set_and_clear),
+		T(test_limit_of_a_full_layer),
 		T(test_usage_struct_size),
 		T(test_usage_struct_v1),
 		T(test_garbage_quota_file),
