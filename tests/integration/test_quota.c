@@ -10,8 +10,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -702,6 +705,92 @@ static void test_garbage_quota_file(void **state)
 	assert_int_equal(stat("/etc/hostname", &st), 0);
 }
 
+/* The log callback, driven by real calls: gets of a layer whose quota file
+ * is garbage log a warning each.  The main thread swaps the callback and
+ * its userdata while they run and, as soon as a swap returns, poisons the
+ * userdata it retired, as a caller freeing it would: no callback may see
+ * poison. */
+#define LOG_SWAPS 300
+#define LOG_ALIVE UINT64_C(0x600dcafe600dcafe)
+#define LOG_POISON UINT64_C(0xdeaddeaddeaddead)
+
+struct log_box {
+	uint64_t magic;
+};
+
+struct log_run {
+	btrfslayer *h;
+	atomic_bool stop;
+	atomic_ulong calls, late, failed;
+};
+
+static struct log_run *log_run;
+
+static void log_to_box(int level, const char *message, void *userdata)
+{
+	const struct log_box *box = userdata;
+	(void)level;
+	(void)message;
+	atomic_fetch_add(&log_run->calls, 1);
+	if (box->magic != LOG_ALIVE)
+		atomic_fetch_add(&log_run->late, 1);
+	sched_yield();	/* a swap now has the time to return, if it does not wait */
+	if (box->magic != LOG_ALIVE)
+		atomic_fetch_add(&log_run->late, 1);
+}
+
+static void *get_in_a_loop(void *arg)
+{
+	struct log_run *run = arg;
+	while (!atomic_load(&run->stop)) {
+		char *p = NULL;
+		if (btrfslayer_get(run->h, "garbage", NULL, &p, NULL) < 0)
+			atomic_fetch_add(&run->failed, 1);
+		free(p);
+	}
+	return NULL;
+}
+
+static void test_log_callback_swapped_under_calls(void **state)
+{
+	struct ctx *c = *state;
+	struct log_run run = { .h = c->h };
+	struct log_box boxes[2] = { { LOG_ALIVE }, { LOG_ALIVE } };
+	pthread_t threads[2];
+	char path[PATH_MAX];
+	create_sized(c, "garbage", NULL, NULL);
+	snprintf(path, sizeof(path), "%s/quotas/garbage", c->home);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("not a size", f);
+	fclose(f);
+
+	log_run = &run;
+	btrfslayer_set_log_fn(log_to_box, &boxes[0]);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&threads[i], NULL, get_in_a_loop, &run), 0);
+	for (unsigned i = 0; i < LOG_SWAPS; i++) {
+		struct log_box *old = &boxes[i % 2], *next = &boxes[(i + 1) % 2];
+		unsigned long seen = atomic_load(&run.calls);
+		while (atomic_load(&run.calls) == seen)	/* swap while they log */
+			sched_yield();
+		next->magic = LOG_ALIVE;
+		btrfslayer_set_log_fn(i % 3 ? log_to_box : NULL, i % 3 ? next : NULL);
+		btrfslayer_set_log_fn(log_to_box, next);
+		old->magic = LOG_POISON;
+	}
+	btrfslayer_set_log_fn(NULL, NULL);
+	atomic_store(&run.stop, true);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+	log_run = NULL;
+	print_message("%s: %lu warnings logged by gets during %d swaps of the callback, "
+		      "%lu after their swap returned\n", mode, atomic_load(&run.calls), LOG_SWAPS,
+		      atomic_load(&run.late));
+	assert_int_equal(atomic_load(&run.failed), 0);
+	assert_int_equal(atomic_load(&run.late), 0);
+}
+
 /* Until the kernel's cleaner has dropped every deleted subvolume and what
  * it freed is accounted: a filesystem sync wakes the cleaner rather than
  * waiting for the next periodic commit, `subvolume sync` waits until the
@@ -970,6 +1059,7 @@ int main(void)
 		T(test_usage_struct_size),
 		T(test_usage_struct_v1),
 		T(test_garbage_quota_file),
+		T(test_log_callback_swapped_under_calls),
 		T(test_no_stale_qgroups),
 		T(test_parent_removed_before_child),
 		T(test_stale_qgroup_outlives_handle),
