@@ -152,7 +152,14 @@ typedef void (*btrfslayer_log_fn)(int level, const char *message, void *userdata
 /* Process-wide: what the library has to say beyond return codes (cleanup
  * that failed after an error, recovery work).  NULL turns logging off, which
  * is the default.  The callback may be called from any thread that is inside
- * a library call; it must not call back into the library. */
+ * a library call, from several at once; it must not call back into the
+ * library.
+ * Replacing or removing the callback waits for the calls of the old one
+ * that are running in other threads: once this returns, the old callback
+ * is not running and will not be called again, so its userdata may be
+ * freed.  So do not call it while holding a lock the callback takes.  (A
+ * callback that calls this anyway, against the rule above, gets the change
+ * without that wait, which would never end.) */
 BTRFSLAYER_API void btrfslayer_set_log_fn(btrfslayer_log_fn fn, void *userdata);
 
 /* ---- handle -------------------------------------------------------------- */
@@ -194,10 +201,10 @@ typedef struct btrfslayer_idmap {
  * [A-Za-z0-9._-], a string over 4096 bytes, a NULL entry or a malformed
  * value is -EINVAL naming it; a size past 64 bits is -ERANGE.
  * Without either quota option, open leaves quotas as they are; a later call
- * that needs them (create with size=, set_quota, get of a layer with a
- * recorded limit) turns them on: simple quotas where the kernel has them,
- * else full qgroups.  Turning on simple quotas sets a filesystem feature that
- * kernels before 6.7 cannot mount.
+ * that sets a limit (create with size=, set_quota) turns them on: simple
+ * quotas where the kernel has them, else full qgroups.  get never does.
+ * Turning on simple quotas sets a filesystem feature that kernels before 6.7
+ * cannot mount.
  *
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
@@ -259,7 +266,8 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  *   keys case-insensitive:
  *     size=SIZE   limit the layer's size (see "quotas" below), turning quotas
  *                 on if they are off.  0, a malformed size or one below
- *                 btrfs.min_space is -EINVAL.
+ *                 btrfs.min_space is -EINVAL; 2^64-1 or more (the kernel's
+ *                 "no limit") is -ERANGE.
  *   An unknown key is -EINVAL.  Every option is checked before anything is
  *   made.
  *
@@ -291,9 +299,10 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
  * mount_label is accepted for the graph-driver contract and not used.
  * -ENOENT if missing; -ESTALE if the path no longer leads to the layer
  * because home or HOME/subvolumes was moved or replaced since open.
- * A layer with a recorded size limit gets it applied again (turning quotas on
- * if they are off), so a limit survives a quota reset.  A recorded limit that
- * does not parse is ignored with a warning through the log callback. */
+ * When quotas are on, a layer with a recorded size limit gets it applied
+ * again, so a limit survives a quota disable/enable.  get never turns quotas
+ * on: with quotas off it changes nothing.  A recorded limit that does not
+ * parse is ignored with a warning through the log callback. */
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err);
@@ -311,8 +320,13 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 
 /*
  * A layer's size limit is the qgroup limit on its referenced bytes, and it is
- * recorded in HOME/quotas/<id> so that get() can apply it again.  What it
- * counts depends on the filesystem's quota mode:
+ * recorded in HOME/quotas/<id> so that get() can apply it again.  It is the
+ * layer's only limit: a snapshot never keeps the limits full qgroups copy
+ * from its parent, and whatever sets the size limit (create with size=,
+ * set_quota, clear_quota, get re-applying the record, open's sweep putting
+ * it back in line with the record) clears an exclusive limit (btrfs qgroup
+ * limit -e) on the layer's qgroup.  What it counts depends on the
+ * filesystem's quota mode:
  *   qgroup  (full qgroups) every byte the layer references, including data
  *           it shares with its parent: the size of the whole filesystem a
  *           container sees, as Docker means it.  Exact, but the kernel's work
@@ -324,7 +338,8 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
  */
 
 /* Limit layer `id` to `size` bytes (> 0, at least btrfs.min_space; else
- * -EINVAL), replacing any limit, and record it. */
+ * -EINVAL; below 2^64-1, which the kernel takes for "no limit"; else
+ * -ERANGE), replacing any limit, and record it. */
 BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
 					btrfslayer_error **err);
 /* Remove layer `id`'s limit and its record.  Does not turn quotas on. */
@@ -337,7 +352,8 @@ enum {
 };
 
 /* What btrfslayer_get_usage() reports.  Fields are only ever added at the end;
- * pass sizeof(btrfslayer_usage) as out_size. */
+ * pass sizeof(btrfslayer_usage) as out_size.  A caller built against an
+ * older header passes its smaller size and gets the fields it knows. */
 typedef struct btrfslayer_usage {
 	uint64_t referenced;	/* bytes the layer's qgroup references */
 	uint64_t exclusive;	/* bytes no other subvolume shares */
@@ -348,8 +364,14 @@ typedef struct btrfslayer_usage {
 	uint32_t consistent;	/* 0: the kernel marked its numbers inconsistent
 				 * (after a big subvolume drop, say) until a
 				 * rescan; limits may misbehave meanwhile */
+	/* ---- end of BTRFSLAYER_USAGE_SIZE_V1 (0.2.0) ---- */
+	uint64_t exclusive_limit; /* the kernel's limit on exclusive bytes; 0:
+				   * none.  Only an administrator sets one (btrfs
+				   * qgroup limit -e); the library clears one it
+				   * finds (see "quotas" above) */
 } btrfslayer_usage;
 #define BTRFSLAYER_USAGE_SIZE_V1 48
+#define BTRFSLAYER_USAGE_SIZE_V2 56	/* exclusive_limit */
 
 /* Commit the filesystem's transaction first: the numbers then include every
  * write made so far (they are updated at each commit, every 30 s or so). */
