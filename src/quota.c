@@ -190,10 +190,10 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
 	return bl_quota_limit(fd, 0, path, err);
 }
 
-/* Make the kernel's limit of fd's subvolume `size` (0: none), and the only
- * one (no exclusive or reserved limit): 1 if it changed it, 0 if it was so
- * already.  The quota tree is read first, as a read is cheaper than the
- * limit's transaction. */
+/* Make the kernel's referenced limit of fd's subvolume `size` (0: none): 1
+ * if it changed it (which also clears any other limit, as every limit the
+ * library sets does), 0 if it was so already.  The quota tree is read
+ * first, as a read is cheaper than the limit's transaction. */
 static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **err)
 {
 	uint64_t subvolume;
@@ -201,7 +201,9 @@ static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **
 	int r = bl_ioctl_subvolume_id(fd, &subvolume);
 	if (r == 0)
 		r = bl_ioctl_qgroup_info(fd, subvolume, &qgroup);
-	if ((r == 0 || r == -ENOENT) && bl_qgroup_limited_to(&qgroup, size))
+	/* only the limit the record speaks of: a read path leaves any other
+	 * limit (an administrator's exclusive one) alone */
+	if ((r == 0 || r == -ENOENT) && qgroup.max_referenced == size)
 		return 0;
 	r = bl_quota_limit(fd, size, path, err);
 	return r < 0 ? r : 1;
