@@ -32,9 +32,12 @@
  * - HOME/subvolumes that is a symlink, a file, a fifo or a socket: -ENOTDIR;
  *   a mount point or on another filesystem: -EXDEV (open).
  * - HOME/subvolumes/<id> that is not a layer of this home (a symlink, a
- *   file, a fifo, a socket, a plain directory, a mount point): get, remove
- *   and create with it as parent say -ENOENT "not a layer"; exists says 0;
- *   layers and status leave it out; create of that id says -EEXIST.
+ *   file, a fifo, a socket, a plain directory, a mount point of anything but
+ *   that layer): get, remove and create with it as parent say -ENOENT "not
+ *   a layer"; exists says 0; layers and status leave it out; create of that
+ *   id says -EEXIST.  A layer that is a mount point of itself (a runtime
+ *   bind-mounted it onto itself, for mount propagation) is still the layer:
+ *   exists says 1, get and the other calls work, remove says -EBUSY.
  * - get() hands out a path string, so it checks that the path still leads
  *   to the layer: -ESTALE if home or HOME/subvolumes was moved or replaced
  *   since open (open the home again).
@@ -45,7 +48,8 @@
  * the next open or another process sees it: a layer is there whole (with
  * its owner, label, read-only flag, size limit and recorded limit) or not
  * at all.  create builds the layer under a reserved name
- * (HOME/subvolumes/.tmp-*) and renames it to its id last; remove renames it
+ * (HOME/subvolumes/.tmp-*) and renames it to its id last; remove deletes a
+ * layer without nested subvolumes in one step, and renames one with them
  * to a reserved tombstone (.tomb-*) first, so exists() is 0 from then on.
  * With one handle or several, from any threads:
  * - two creates of one id: one returns 0, the others -EEXIST, and the
@@ -58,20 +62,30 @@
  *   of a half-removed parent;
  * - get() of a layer being removed returns its path or -ENOENT; a path
  *   handed out before the removal stops leading to the layer.
+ * Durability: when create, remove, set_quota or clear_quota returns 0, its
+ * result survives a power cut that comes at any later moment: its last
+ * step commits the filesystem's transaction (which writes no file data, so
+ * its cost does not grow with what containers wrote).  A crash or a power
+ * cut during a call leaves the layer whole or absent, and its limit and
+ * record both old or both new, once the next open has run.
  * Handles sharing a home: each holds a slot in HOME/.lock (an open file
  * description lock, released when the handle is closed or its process dies,
  * however it dies), and the steps that rename a layer or write its quota
  * file take a lock in that file too.  A home may be opened by up to 4096
  * handles at once (-EBUSY beyond).
- * Recovery: open sweeps what handles that died mid-call left: it finishes
- * removals (tombstones), deletes unfinished layers and quota files that
- * belong to no layer, destroys the qgroups of deleted subvolumes that the
- * kernel keeps (quotas/.qgroup-<n> records them before a subvolume is
- * deleted), and, when quotas are on, sets each layer's size limit back to
- * its record (quotas/<id>, or none), as set_quota and clear_quota change
- * the kernel's limit and the record one after the other.  What a live handle is still building is left to it.  Each
- * step is logged (BTRFSLAYER_LOG_INFO, "recovery: ...") and status() counts
- * them.  A step that fails is logged as a warning and does not fail open.
+ * Recovery: open finishes what handles that died mid-call left, and only
+ * that: it finishes removals (tombstones), deletes unfinished layers,
+ * finishes limit changes and removals from their intents (quotas/.tmp-* and
+ * quotas/.tomb-* carrying the attribute user.btrfslayer.intent, written and
+ * synced before the change they announce), and destroys the qgroups of
+ * deleted subvolumes that the kernel keeps (quotas/.qgroup-<n> records them
+ * before a subvolume is deleted).  It never looks at a layer or a limit no
+ * call was changing, so a limit set by hand stays, and it costs one read of
+ * subvolumes/ and quotas/ plus the unfinished work, whatever the number of
+ * layers.  It never waits for a live handle: what a live handle is still
+ * doing, or an id one has locked, is left (sweep_left).  Each step is logged
+ * (BTRFSLAYER_LOG_INFO, "recovery: ...") and status() counts them.  A step
+ * that fails is logged as a warning and does not fail open.
  */
 #ifndef BTRFSLAYER_H
 #define BTRFSLAYER_H
@@ -138,7 +152,14 @@ typedef void (*btrfslayer_log_fn)(int level, const char *message, void *userdata
 /* Process-wide: what the library has to say beyond return codes (cleanup
  * that failed after an error, recovery work).  NULL turns logging off, which
  * is the default.  The callback may be called from any thread that is inside
- * a library call; it must not call back into the library. */
+ * a library call, from several at once; it must not call back into the
+ * library.
+ * Replacing or removing the callback waits for the calls of the old one
+ * that are running in other threads: once this returns, the old callback
+ * is not running and will not be called again, so its userdata may be
+ * freed.  So do not call it while holding a lock the callback takes.  (A
+ * callback that calls this anyway, against the rule above, gets the change
+ * without that wait, which would never end.) */
 BTRFSLAYER_API void btrfslayer_set_log_fn(btrfslayer_log_fn fn, void *userdata);
 
 /* ---- handle -------------------------------------------------------------- */
@@ -180,10 +201,10 @@ typedef struct btrfslayer_idmap {
  * [A-Za-z0-9._-], a string over 4096 bytes, a NULL entry or a malformed
  * value is -EINVAL naming it; a size past 64 bits is -ERANGE.
  * Without either quota option, open leaves quotas as they are; a later call
- * that needs them (create with size=, set_quota, get of a layer with a
- * recorded limit) turns them on: simple quotas where the kernel has them,
- * else full qgroups.  Turning on simple quotas sets a filesystem feature that
- * kernels before 6.7 cannot mount.
+ * that sets a limit (create with size=, set_quota) turns them on: simple
+ * quotas where the kernel has them, else full qgroups.  get never does.
+ * Turning on simple quotas sets a filesystem feature that kernels before 6.7
+ * cannot mount.
  *
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
@@ -245,7 +266,8 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  *   keys case-insensitive:
  *     size=SIZE   limit the layer's size (see "quotas" below), turning quotas
  *                 on if they are off.  0, a malformed size or one below
- *                 btrfs.min_space is -EINVAL.
+ *                 btrfs.min_space is -EINVAL; 2^64-1 or more (the kernel's
+ *                 "no limit") is -ERANGE.
  *   An unknown key is -EINVAL.  Every option is checked before anything is
  *   made.
  *
@@ -260,10 +282,14 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 
 /* Delete layer `id` and every subvolume nested in it (read-only ones too),
  * and its recorded size limit.  The id is gone from the first step on.
- * -ENOENT if there is no such layer.  On failure before anything is
- * deleted, the layer gets its id back, whole; once part of it is gone, the
- * rest stays under its tombstone and is deleted at close or at the next
- * open (the error says so; exists() says 0).  Never waits for quota accounting: the
+ * -ENOENT if there is no such layer; -EBUSY, with nothing changed, if the
+ * layer is a mount point (mounted on itself).  It works on a full
+ * filesystem: a layer without nested subvolumes goes in one deletion, which
+ * needs no free space.  On failure before anything is deleted, the layer
+ * keeps its id, whole; once part of it is gone, the rest stays under its
+ * tombstone and is deleted at close or at the next open, and the error says
+ * so ("the layer is gone, but deleting what it held stopped half-way";
+ * exists() says 0).  Never waits for quota accounting: the
  * qgroups of the deleted subvolumes are destroyed as soon as the kernel lets
  * go of them (recent kernels drop them themselves). */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
@@ -273,9 +299,10 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
  * mount_label is accepted for the graph-driver contract and not used.
  * -ENOENT if missing; -ESTALE if the path no longer leads to the layer
  * because home or HOME/subvolumes was moved or replaced since open.
- * A layer with a recorded size limit gets it applied again (turning quotas on
- * if they are off), so a limit survives a quota reset.  A recorded limit that
- * does not parse is ignored with a warning through the log callback. */
+ * When quotas are on, a layer with a recorded size limit gets it applied
+ * again, so a limit survives a quota disable/enable.  get never turns quotas
+ * on: with quotas off it changes nothing.  A recorded limit that does not
+ * parse is ignored with a warning through the log callback. */
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err);
@@ -293,8 +320,13 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 
 /*
  * A layer's size limit is the qgroup limit on its referenced bytes, and it is
- * recorded in HOME/quotas/<id> so that get() can apply it again.  What it
- * counts depends on the filesystem's quota mode:
+ * recorded in HOME/quotas/<id> so that get() can apply it again.  It is the
+ * layer's only limit: a snapshot never keeps the limits full qgroups copy
+ * from its parent, and whatever sets the size limit (create with size=,
+ * set_quota, clear_quota, get re-applying the record, open's sweep putting
+ * it back in line with the record) clears an exclusive limit (btrfs qgroup
+ * limit -e) on the layer's qgroup.  What it counts depends on the
+ * filesystem's quota mode:
  *   qgroup  (full qgroups) every byte the layer references, including data
  *           it shares with its parent: the size of the whole filesystem a
  *           container sees, as Docker means it.  Exact, but the kernel's work
@@ -306,7 +338,8 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
  */
 
 /* Limit layer `id` to `size` bytes (> 0, at least btrfs.min_space; else
- * -EINVAL), replacing any limit, and record it. */
+ * -EINVAL; below 2^64-1, which the kernel takes for "no limit"; else
+ * -ERANGE), replacing any limit, and record it. */
 BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
 					btrfslayer_error **err);
 /* Remove layer `id`'s limit and its record.  Does not turn quotas on. */
@@ -319,7 +352,8 @@ enum {
 };
 
 /* What btrfslayer_get_usage() reports.  Fields are only ever added at the end;
- * pass sizeof(btrfslayer_usage) as out_size. */
+ * pass sizeof(btrfslayer_usage) as out_size.  A caller built against an
+ * older header passes its smaller size and gets the fields it knows. */
 typedef struct btrfslayer_usage {
 	uint64_t referenced;	/* bytes the layer's qgroup references */
 	uint64_t exclusive;	/* bytes no other subvolume shares */
@@ -330,8 +364,14 @@ typedef struct btrfslayer_usage {
 	uint32_t consistent;	/* 0: the kernel marked its numbers inconsistent
 				 * (after a big subvolume drop, say) until a
 				 * rescan; limits may misbehave meanwhile */
+	/* ---- end of BTRFSLAYER_USAGE_SIZE_V1 (0.2.0) ---- */
+	uint64_t exclusive_limit; /* the kernel's limit on exclusive bytes; 0:
+				   * none.  Only an administrator sets one (btrfs
+				   * qgroup limit -e); the library clears one it
+				   * finds (see "quotas" above) */
 } btrfslayer_usage;
 #define BTRFSLAYER_USAGE_SIZE_V1 48
+#define BTRFSLAYER_USAGE_SIZE_V2 56	/* exclusive_limit */
 
 /* Commit the filesystem's transaction first: the numbers then include every
  * write made so far (they are updated at each commit, every 30 s or so). */

@@ -413,6 +413,27 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 
 /* ---- layers ---------------------------------------------------------------- */
 
+/* A mount point at subvolumes/<id> whose mount shows that very layer (a
+ * runtime bind-mounted the layer onto itself, for propagation): the layer,
+ * there and whole.  An fd of its root, or -ENOENT when the mount shows
+ * anything else (then it is no layer: something planted). */
+static int open_self_mounted_layer(btrfslayer *h, const char *id)
+{
+	uint8_t home_fs[16], fs[16];
+	uint64_t below, shown;
+	int fd = openat(h->subvolumes_fd, id, BL_DIR_FLAGS);	/* the mount's root */
+	if (fd < 0)
+		return -ENOENT;
+	if (bl_ioctl_child_subvolume(h->subvolumes_fd, id, &below) < 0 ||
+	    bl_ioctl_fs_uuid(h->subvolumes_fd, home_fs) < 0 || bl_ioctl_fs_uuid(fd, fs) < 0 ||
+	    memcmp(home_fs, fs, sizeof(fs)) || bl_ioctl_is_subvolume(fd) != 1 ||
+	    bl_ioctl_subvolume_id(fd, &shown) < 0 || shown != below) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
 int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 		  btrfslayer_error **err)
 {
@@ -422,8 +443,12 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 	if (fd == -ELOOP || fd == -ENOTDIR)
 		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a symbolic link or a file)",
 				   step, path);
-	if (fd == -EXDEV)
+	if (fd == -EXDEV) {
+		fd = open_self_mounted_layer(h, id);
+		if (fd >= 0)
+			return fd;
 		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (a mount point)", step, path);
+	}
 	if (fd < 0)
 		return bl_fail(err, fd, "%s: %s", step, path);
 	int r = bl_ioctl_is_subvolume(fd);
@@ -434,6 +459,28 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 		return bl_fail_msg(err, -ENOENT, "%s: %s: not a layer (not a btrfs subvolume)",
 				   step, path);
 	return bl_fail(err, r, "%s: %s", step, path);
+}
+
+/* 1 if `name` is a layer, 0 if not (bl_lookup_layer(), and a layer mounted
+ * on itself counts). */
+static int lookup_layer(btrfslayer *h, int dirfd, const char *name)
+{
+	int r = bl_lookup_layer(dirfd, name);
+	if (r != 0)
+		return r;
+	int fd = open_self_mounted_layer(h, name);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+/* Whether the layer fd holds is on a mount of its own (mounted on itself). */
+static bool layer_is_mounted(btrfslayer *h, int fd)
+{
+	uint64_t here, there;
+	return bl_mount_id(h->subvolumes_fd, "", &here) == 0 && bl_mount_id(fd, "", &there) == 0 &&
+	       here != there;
 }
 
 int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err)
@@ -569,18 +616,21 @@ static bool same_inode(int dirfd, const char *name, int fd)
 }
 
 /* Take a layer this call published (open as fd) back to its reserved
- * name, for the caller to delete by fd, with the record it got.  Called
- * with the id's lock. */
+ * name, for the caller to delete by fd (which deletes it under its id if
+ * the rename fails).  Its record, if `size` gave it one, is buried as an
+ * intent in *record, for the caller to drop once the layer is gone (a
+ * crash in between is finished by the next open).  Called with the id's
+ * lock, so the record at id can only be the one this call wrote. */
 static void unpublish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
-			    const char *path)
+			    uint64_t size, struct bl_intent *record, const char *path)
 {
-	if (!same_inode(h->subvolumes_fd, id, fd) ||
-	    renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tmp, RENAME_NOREPLACE) < 0) {
-		bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: could not take back the layer of "
-		       "the failed call", path);
-		return;
-	}
-	bl_quota_file_remove(h, id, NULL);
+	uint64_t subvolume;
+	if (same_inode(h->subvolumes_fd, id, fd))
+		renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tmp, RENAME_NOREPLACE);
+	if (size && (bl_ioctl_subvolume_id(fd, &subvolume) < 0 ||
+		     bl_intent_stash_record(h, id, subvolume, record, path, NULL) < 0 ||
+		     record->fd < 0) && bl_quota_file_remove(h, id, NULL) < 0)
+		bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: its quota file is left", path);
 }
 
 /* Give the finished layer `tmp` (open as fd) its id, and its record: an
@@ -619,7 +669,7 @@ static int publish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
 			bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: could not take back what was "
 			       "put in place of the new layer: %s", path, strerror(errno));
 	} else if (size && (r = bl_intent_finish(h, id, &intent, path, err)) < 0) {
-		unpublish_layer(h, tmp, id, fd, path);
+		unpublish_layer(h, tmp, id, fd, 0, NULL, path);
 	}
 	if (r < 0)
 		bl_intent_abort(h, &intent, id);
@@ -634,6 +684,7 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 				     btrfslayer_error **err)
 {
 	char path[PATH_MAX], tmp_path[PATH_MAX], tmp[BL_RESERVED_NAME_MAX];
+	struct bl_intent record = { .fd = -1 };
 	int parent_fd = -1, fd = -1;
 	bool made = false;
 
@@ -715,26 +766,30 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	if (r < 0) {
 		/* not known to survive a power cut: not made at all */
 		bl_id_lock(h, id);
-		unpublish_layer(h, tmp, id, fd, path);
+		unpublish_layer(h, tmp, id, fd, size, &record, path);
 		bl_id_unlock(h, id);
 		goto out;
 	}
 	made = false;
 out:
 	if (made) {
-		/* never leave a half-made layer behind: deleted by its fd, or,
-		 * when it could not be opened, by its name in subvolumes/ (the
-		 * kernel looks the name up there, below any mount planted on
-		 * it); what cannot be deleted now goes at close or next open */
+		/* never leave a half-made layer behind: deleted by its fd (a
+		 * second try to open it without crossing a mount, if need be);
+		 * what cannot be deleted now goes at close or the next open */
 		if (fd < 0)
 			fd = bl_open_dir_beneath(h->subvolumes_fd, tmp);
-		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL, NULL)
-				: bl_ioctl_destroy(h->subvolumes_fd, tmp);
+		int c = fd >= 0 ? bl_tree_destroy(h, fd, tmp_path, NULL, NULL) : fd;
 		if (c < 0) {
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
 			       tmp_path, btrfslayer_strerror(c));
 			bl_note_leftover(h);
 		}
+		/* the record of a layer taken back goes with it, now or, from
+		 * its intent, when the sweep has deleted the layer */
+		if (c == 0 && record.fd >= 0)
+			bl_intent_finish(h, id, &record, path, NULL);
+		else if (record.fd >= 0)
+			close(record.fd);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -743,32 +798,37 @@ out:
 	return r;
 }
 
-/* Rename layer `id` (open as fd) to `tomb`.  Called with the id's lock. */
+/* Rename layer `id` (open as fd) to `tomb`; *buried says whether what was
+ * at the id is at `tomb` now (also when it was found swapped and could not
+ * be given its name back).  Called with the id's lock. */
 static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
-		      const char *path, btrfslayer_error **err)
+		      bool *buried, const char *path, btrfslayer_error **err)
 {
+	*buried = false;
 	if (renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tomb, RENAME_NOREPLACE) < 0)
 		return bl_fail(err, -errno, "remove layer: rename to %s: %s", tomb, path);
-	if (!same_inode(h->subvolumes_fd, tomb, fd)) {
-		/* swapped between our open and our rename: not ours to delete */
-		if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0)
-			bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s was replaced during removal "
-			       "and is left as %s", path, tomb);
-		return bl_fail_msg(err, -EAGAIN, "remove layer: %s: replaced during removal", path);
-	}
-	return 0;
+	*buried = true;
+	if (same_inode(h->subvolumes_fd, tomb, fd))
+		return 0;
+	/* swapped between our open and our rename: not ours to delete */
+	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
+		*buried = false;
+	else
+		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: %s was replaced during removal and is "
+		       "left as %s", path, tomb);
+	return bl_fail_msg(err, -EAGAIN, "remove layer: %s: replaced during removal", path);
 }
 
 /* A removal that failed before it changed the layer: give the id back, so
  * that the caller may retry.  What cannot go back stays buried, and is
  * deleted at close or at the next open.  Called with the id's lock. */
-static void unbury_layer(btrfslayer *h, const char *id, const char *tomb, const char *path)
+static bool unbury_layer(btrfslayer *h, const char *id, const char *tomb, const char *path)
 {
-	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) < 0) {
-		bl_log(BTRFSLAYER_LOG_ERR, "remove layer: failed removal of %s is left as %s",
-		       path, tomb);
-		bl_note_leftover(h);
-	}
+	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
+		return true;
+	bl_log(BTRFSLAYER_LOG_ERR, "remove layer: failed removal of %s is left as %s", path, tomb);
+	bl_note_leftover(h);
+	return false;
 }
 
 /* A deletion that stopped after changing the layer for good: say so in the
@@ -812,6 +872,11 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 		return fd;
 	}
 	bl_layer_path(h, id, path, sizeof(path));
+	if (layer_is_mounted(h, fd)) {
+		r = bl_fail_msg(err, -EBUSY, "remove layer: %s: the layer is a mount point (mounted "
+				"on itself); unmount it first", path);
+		goto out;
+	}
 	bl_reserved_name(h, BL_TOMB_PREFIX, tomb);
 	r = bl_ioctl_nested_subvolumes(fd, &nested, &n_nested);
 	bl_subvolumes_free(nested, n_nested);
@@ -834,8 +899,7 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	bool buried = false;
 	if (n_nested) {
 		btrfslayer_error *bury_err = NULL;
-		r = bury_layer(h, id, fd, tomb, path, &bury_err);
-		buried = r == 0;
+		r = bury_layer(h, id, fd, tomb, &buried, path, &bury_err);
 		if (r < 0 && r != -ENOSPC && err)
 			*err = bury_err, bury_err = NULL;
 		btrfslayer_error_free(bury_err);
@@ -844,20 +908,31 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	}
 	if (r == 0)
 		r = bl_tree_destroy(h, fd, path, &spoiled, err);
-	if (r < 0 && buried && !spoiled) {
-		unbury_layer(h, id, tomb, path);
-	} else if (r < 0 && spoiled) {
-		/* part of it is gone: it can only go on being removed, and its
-		 * record goes with it at close or at the next open */
+	if (r < 0 && spoiled) {
+		/* part of it is gone: it can only go on being removed */
 		say_half_way(err, r, path, buried ? tomb : NULL);
-		if (buried) {
-			bl_note_leftover(h);
+	}
+	if (r < 0 && buried && !spoiled) {
+		/* nothing changed: the record goes back first, then the layer
+		 * (a layer must not be seen without it); what cannot go back
+		 * stays buried, and is deleted at close or the next open */
+		if (bl_intent_abort(h, &intent, id) && !unbury_layer(h, id, tomb, path) &&
+		    bl_quota_file_remove(h, id, NULL) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "remove layer %s: its quota file is left", path);
+		buried = intent.fd >= 0 || !same_inode(h->subvolumes_fd, id, fd);
+	}
+	if (r < 0 && buried) {
+		/* its record goes with it, at close or at the next open */
+		bl_note_leftover(h);
+		if (intent.fd >= 0)
 			close(intent.fd);
-			intent.fd = -1;
-		}
+		intent.fd = -1;
 	}
 	if (r < 0) {
-		bl_intent_abort(h, &intent, id);
+		if (!bl_intent_abort(h, &intent, id)) {
+			close(intent.fd);	/* the next open puts it back */
+			bl_note_leftover(h);
+		}
 		goto out;
 	}
 	/* the layer is gone: its record goes (with no space to bury it, it
@@ -930,7 +1005,7 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
 		return r;
-	r = bl_lookup_layer(h->subvolumes_fd, id);
+	r = lookup_layer(h, h->subvolumes_fd, id);
 	if (r >= 0)
 		return r;
 	if (r == -ENOENT)
@@ -965,7 +1040,7 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 	while (r == 0 && (errno = 0, d = readdir(dir))) {
 		/* the reserved names and anything that is not a layer stay out */
 		if (bl_id_check(d->d_name, "layer id", NULL) < 0 ||
-		    bl_lookup_layer(fd, d->d_name) != 1)
+		    lookup_layer(h, fd, d->d_name) != 1)
 			continue;
 		bl_layer_path(h, d->d_name, path, sizeof(path));
 		r = bl_list_add(list, d->d_name, path);

@@ -173,25 +173,24 @@ int bl_intent_finish(btrfslayer *h, const char *id, struct bl_intent *in,
 	return 0;
 }
 
-void bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
+bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
 {
 	if (in->fd < 0)
-		return;
+		return true;
 	if (in->op != BL_INTENT_REMOVE) {
 		drop(h, in, true);
-		return;
+		return true;
 	}
 	/* the layer stays: so does its record, back under its id */
 	if (renameat2(h->quotas_fd, in->name, h->quotas_fd, id, RENAME_NOREPLACE) < 0) {
 		bl_log(BTRFSLAYER_LOG_ERR, "remove layer %s: its quota file could not be put back "
-		       "from %s/" BL_QUOTAS "/%s: %s; the next open does it", id, h->home, in->name,
-		       strerror(errno));
-		bl_note_leftover(h);
-	} else {
-		fremovexattr(in->fd, INTENT_XATTR);
+		       "from %s/" BL_QUOTAS "/%s: %s", id, h->home, in->name, strerror(errno));
+		return false;	/* the intent stays, and in->fd open */
 	}
+	fremovexattr(in->fd, INTENT_XATTR);
 	close(in->fd);
 	in->fd = -1;
+	return true;
 }
 
 /* What the intent file at `name` announces: its bl_intent_op, with the
@@ -271,7 +270,8 @@ static int roll_forward(btrfslayer *h, struct bl_intent *in, const char *id,
 	if (in->op == BL_INTENT_REMOVE) {
 		if (fd >= 0) {
 			close(fd);
-			bl_intent_abort(h, in, id);	/* it never went: record back */
+			if (!bl_intent_abort(h, in, id))	/* it never went: record back */
+				return -EIO;
 		} else {
 			drop(h, in, false);	/* it went: so does its record */
 		}

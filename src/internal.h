@@ -185,7 +185,8 @@ int bl_parse_size(const char *s, uint64_t *out);
 
 /* Parse a quota file's content (len bytes, not NUL-terminated): decimal
  * digits only, optionally one trailing newline, not 0.  -EINVAL when
- * malformed, -ERANGE past 64 bits; *bytes is untouched then. */
+ * malformed, -ERANGE past 64 bits or at 2^64-1 (the kernel's "no limit",
+ * never written as a limit); *bytes is untouched then. */
 int bl_quota_file_parse(const char *buf, size_t len, uint64_t *bytes);
 /* The content written for a limit; returns its length. */
 int bl_quota_file_format(uint64_t bytes, char buf[BL_QUOTA_FILE_MAX]);
@@ -282,6 +283,10 @@ struct bl_subvolume_info {
 	uint64_t created;	/* the transaction that made it */
 	bool read_only;
 };
+/* The subvolume whose root is entry `name` of directory dirfd, from the
+ * root tree's refs: what sits there below any mount (CAP_SYS_ADMIN;
+ * -ENOENT when none). */
+int bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id);
 /* The id of the filesystem's running transaction (Linux 5.14;
  * -EOPNOTSUPP before): what a subvolume made from now on is born in, or
  * later. */
@@ -315,7 +320,8 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent);
 bool bl_kernel_has_simple_quota(void);
 /* Turn quotas on for fd's filesystem in `mode` (QGROUP or SIMPLE). */
 int bl_ioctl_quota_enable(int fd, enum bl_quota_mode mode);
-/* Limit the referenced bytes of the subvolume fd is in; 0 clears the limit. */
+/* Limit the referenced bytes of the subvolume fd is in (0 clears that limit),
+ * and clear every other limit of its qgroup (exclusive, reserved). */
 int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced);
 int bl_ioctl_qgroup_create(int fd, uint64_t qgroupid);
 int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid);
@@ -323,12 +329,17 @@ int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid);
 struct bl_qgroup {
 	uint64_t referenced;
 	uint64_t exclusive;
-	uint64_t max_referenced;	/* 0: no limit */
+	uint64_t limit_flags;		/* BTRFS_QGROUP_LIMIT_{MAX,RSV}_{RFER,EXCL} set */
+	uint64_t max_referenced;	/* 0 unless its flag is set */
+	uint64_t max_exclusive;		/* likewise */
 };
 /* What the quota tree says of qgroup `qgroupid` (level 0: a subvolume id):
  * numbers as of the last transaction commit.  -ENOENT when there is no such
  * qgroup or quotas are off. */
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out);
+/* Whether the qgroup's only limit is max_referenced (0: it has none at all,
+ * of any kind): what bl_ioctl_qgroup_limit() leaves. */
+bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_referenced);
 
 /* ---- quota.c -------------------------------------------------------------- */
 
@@ -342,8 +353,9 @@ int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err);
 /* The same at open, where btrfs.quota_mode must also match the mode that is
  * on (-EBUSY otherwise). */
 int bl_quota_open(btrfslayer *h, btrfslayer_error **err);
-/* A size limit must be above 0 and at least btrfs.min_space (-EINVAL).
- * `given` is the text the caller wrote, for the message, or NULL. */
+/* A size limit must be above 0 and at least btrfs.min_space (-EINVAL), and
+ * below 2^64-1, which the kernel takes for "no limit" (-ERANGE).  `given` is
+ * the text the caller wrote, for the message, or NULL. */
 int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
 			btrfslayer_error **err);
 /* bl_parse_size() and then bl_quota_check_size(). */
@@ -352,8 +364,9 @@ int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 /* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of. */
 int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
 /* get(): apply the limit recorded for layer `id` (open as fd) again when the
- * kernel no longer has it, in case quotas were reset; turns quotas on when
- * needed.  No or a garbage record is not an error (garbage is logged). */
+ * kernel no longer has it, in case quotas were reset.  Only when quotas are
+ * on: it never turns them on.  No or a garbage record is not an error
+ * (garbage is logged). */
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err);
 /* A snapshot taken with full qgroups gets its source's limit from the
@@ -416,8 +429,9 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 int bl_intent_finish(btrfslayer *h, const char *id, struct bl_intent *in,
 		     const char *layer_path, btrfslayer_error **err);
 /* Drop an intent whose call changed nothing (a no-op once finished); for
- * REMOVE, put the record back under id. */
-void bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id);
+ * REMOVE, put the record back under id: false when that failed (the
+ * intent then stays, in->fd open). */
+bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id);
 /* Before removing layer `id` (subvolume `subvolume`): its record, if it
  * has one, becomes a REMOVE intent, quotas/.tomb-<slot>-<16 hex> (in->fd
  * -1 when there is no record).  Without space for that, nothing is done

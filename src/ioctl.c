@@ -156,6 +156,52 @@ int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
 	return 0;
 }
 
+int bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
+{
+	struct btrfs_ioctl_search_args args;
+	struct stat st;
+	uint64_t parent;
+	size_t len = strlen(name);
+	int r = UTIL(btrfs_util_subvolume_id_fd(dirfd, &parent));
+	if (r < 0)
+		return r;
+	if (fstat(dirfd, &st) < 0)
+		return -errno;
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = BTRFS_ROOT_TREE_OBJECTID;
+	args.key.min_objectid = args.key.max_objectid = parent;
+	args.key.min_type = args.key.max_type = BTRFS_ROOT_REF_KEY;
+	args.key.max_offset = UINT64_MAX;
+	args.key.max_transid = UINT64_MAX;
+	for (;;) {
+		args.key.nr_items = 4096;
+		if (ioctl(dirfd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+			return -errno;
+		if (args.key.nr_items == 0)
+			return -ENOENT;
+		size_t off = 0;
+		struct btrfs_ioctl_search_header header;
+		for (uint32_t i = 0; i < args.key.nr_items; i++) {
+			struct btrfs_root_ref ref;
+			memcpy(&header, args.buf + off, sizeof(header));
+			off += sizeof(header);
+			if (header.type == BTRFS_ROOT_REF_KEY && header.len >= sizeof(ref)) {
+				memcpy(&ref, args.buf + off, sizeof(ref));
+				if (le64toh(ref.dirid) == st.st_ino &&
+				    le16toh(ref.name_len) == len && len <= header.len - sizeof(ref) &&
+				    !memcmp(args.buf + off + sizeof(ref), name, len)) {
+					*id = header.offset;
+					return 0;
+				}
+			}
+			off += header.len;
+		}
+		if (header.offset == UINT64_MAX)
+			return -ENOENT;
+		args.key.min_offset = header.offset + 1;
+	}
+}
+
 int bl_ioctl_generation(int fd, uint64_t *generation)
 {
 	struct btrfs_ioctl_fs_info_args args;
@@ -296,6 +342,12 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 #endif
 /* QGROUP_LIMIT with this value for a limit clears it. */
 #define QGROUP_LIMIT_CLEAR UINT64_MAX
+/* Every limit a qgroup may carry; the kernel enforces the first two
+ * (qgroup_check_limits()), and a snapshot copies all four from its source
+ * with full qgroups (btrfs_qgroup_inherit()).  The *_CMPR flags limit
+ * nothing. */
+#define BL_QGROUP_LIMITS (BTRFS_QGROUP_LIMIT_MAX_RFER | BTRFS_QGROUP_LIMIT_MAX_EXCL | \
+			  BTRFS_QGROUP_LIMIT_RSV_RFER | BTRFS_QGROUP_LIMIT_RSV_EXCL)
 
 bool bl_kernel_has_simple_quota(void)
 {
@@ -319,9 +371,44 @@ int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced)
 	struct btrfs_ioctl_qgroup_limit_args args;
 	memset(&args, 0, sizeof(args));
 	args.qgroupid = 0;	/* the subvolume fd is in */
-	args.lim.flags = BTRFS_QGROUP_LIMIT_MAX_RFER;
+	/* One ioctl sets every limit the kernel keeps: a flag given with the
+	 * value QGROUP_LIMIT_CLEAR clears that limit (btrfs_limit_qgroup()),
+	 * and a flag left out would leave it as it is, such as the exclusive
+	 * limit a snapshot copies from its source with full qgroups. */
+	args.lim.flags = BL_QGROUP_LIMITS;
 	args.lim.max_rfer = max_referenced ? max_referenced : QGROUP_LIMIT_CLEAR;
-	return ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
+	args.lim.max_excl = QGROUP_LIMIT_CLEAR;
+	args.lim.rsv_rfer = QGROUP_LIMIT_CLEAR;
+	args.lim.rsv_excl = QGROUP_LIMIT_CLEAR;
+	if (ioctl(fd, BTRFS_IOC_QGROUP_LIMIT, &args) == 0)
+		return 0;
+	if (errno != EDQUOT)
+		return -errno;
+	/* The kernel reserves the ioctl's transaction against the subvolume
+	 * of the fd it is given (btrfs_start_transaction(root, 1)), so a
+	 * subvolume over its limit cannot have that limit raised or cleared
+	 * through itself.  Through the directory its root is in, which is in
+	 * another subvolume, naming its qgroup, it can. */
+	uint8_t fsid[16] = { 0 }, up_fsid[16] = { 0 };
+	uint64_t id;
+	int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (up < 0)
+		return -EDQUOT;
+	/* the same filesystem (a qgroup id means nothing on another), or
+	 * the first answer stands */
+	int r = UTIL(btrfs_util_subvolume_id_fd(fd, &id));
+	if (r == 0)
+		r = bl_ioctl_fs_uuid(fd, fsid);
+	if (r == 0)
+		r = bl_ioctl_fs_uuid(up, up_fsid);
+	if (r < 0 || memcmp(fsid, up_fsid, sizeof(fsid))) {
+		r = -EDQUOT;
+	} else {
+		args.qgroupid = id;
+		r = ioctl(up, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
+	}
+	close(up);
+	return r;
 }
 
 static int qgroup_create_or_destroy(int fd, uint64_t qgroupid, bool create)
@@ -376,15 +463,25 @@ int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out)
 	int r = quota_tree_item(fd, BTRFS_QGROUP_INFO_KEY, qgroupid, &info, sizeof(info));
 	if (r < 0)
 		return r;
+	memset(out, 0, sizeof(*out));
 	out->referenced = le64toh(info.rfer);
 	out->exclusive = le64toh(info.excl);
-	out->max_referenced = 0;
 	r = quota_tree_item(fd, BTRFS_QGROUP_LIMIT_KEY, qgroupid, &limit, sizeof(limit));
 	if (r == -ENOENT)	/* never limited */
 		return 0;
 	if (r < 0)
 		return r;
-	if (le64toh(limit.flags) & BTRFS_QGROUP_LIMIT_MAX_RFER)
+	/* a value counts only with its flag: a cleared limit keeps a 0 */
+	out->limit_flags = le64toh(limit.flags) & BL_QGROUP_LIMITS;
+	if (out->limit_flags & BTRFS_QGROUP_LIMIT_MAX_RFER)
 		out->max_referenced = le64toh(limit.max_rfer);
+	if (out->limit_flags & BTRFS_QGROUP_LIMIT_MAX_EXCL)
+		out->max_exclusive = le64toh(limit.max_excl);
 	return 0;
+}
+
+bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_referenced)
+{
+	uint64_t want = max_referenced ? BTRFS_QGROUP_LIMIT_MAX_RFER : 0;
+	return qgroup->limit_flags == want && qgroup->max_referenced == max_referenced;
 }

@@ -128,6 +128,10 @@ int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
 		snprintf(quoted, sizeof(quoted), "%" PRIu64, size);
 	if (size == 0)
 		return bl_fail_msg(err, -EINVAL, "invalid size %s: a limit must be above 0", quoted);
+	/* the kernel takes it for "clear the limit" (btrfs_limit_qgroup()) */
+	if (size == UINT64_MAX)
+		return bl_fail_msg(err, -ERANGE, "invalid size %s: 2^64-1 bytes means no limit "
+				   "to the kernel; a limit must be below it", quoted);
 	if (size < h->min_space)
 		return bl_fail_msg(err, -EINVAL,
 				   "invalid size %s: below btrfs.min_space (%" PRIu64 " bytes)",
@@ -177,16 +181,19 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
 		r = bl_ioctl_subvolume_id(fd, &id);
 	if (r == 0)
 		r = bl_ioctl_qgroup_info(fd, id, &qgroup);
-	if (r == -ENOENT || (r == 0 && qgroup.max_referenced == 0))
+	/* every limit counts: the kernel copied them all, the exclusive one
+	 * (btrfs qgroup limit -e) as much as the referenced one */
+	if (r == -ENOENT || (r == 0 && bl_qgroup_limited_to(&qgroup, 0)))
 		return 0;
 	if (r < 0)
 		return bl_fail(err, r, "read inherited size limit: %s", path);
 	return bl_quota_limit(fd, 0, path, err);
 }
 
-/* Make the kernel's limit of fd's subvolume `size` (0: none): 1 if it
- * changed it, 0 if it was so already.  The quota tree is read first, as a
- * read is cheaper than the limit's transaction. */
+/* Make the kernel's referenced limit of fd's subvolume `size` (0: none): 1
+ * if it changed it (which also clears any other limit, as every limit the
+ * library sets does), 0 if it was so already.  The quota tree is read
+ * first, as a read is cheaper than the limit's transaction. */
 static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **err)
 {
 	uint64_t subvolume;
@@ -194,6 +201,8 @@ static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **
 	int r = bl_ioctl_subvolume_id(fd, &subvolume);
 	if (r == 0)
 		r = bl_ioctl_qgroup_info(fd, subvolume, &qgroup);
+	/* only the limit the record speaks of: a read path leaves any other
+	 * limit (an administrator's exclusive one) alone */
 	if ((r == 0 || r == -ENOENT) && qgroup.max_referenced == size)
 		return 0;
 	r = bl_quota_limit(fd, size, path, err);
@@ -203,12 +212,21 @@ static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err)
 {
+	enum bl_quota_mode mode;
+	bool inconsistent;
 	uint64_t size;
 	if (bl_quota_file_read(h, id, &size) < 0)
 		return 0;	/* none, or garbage: logged, never a wrong limit */
-	int r = bl_quota_ensure(h, err);
-	if (r == 0)
-		r = limit_to(fd, size, path, err);
+	/* Never turns quotas on: get is a read, and turning them on is a
+	 * filesystem-wide switch an administrator may have undone on purpose
+	 * (simple quotas also set a feature older kernels cannot mount).  The
+	 * limit comes back when quotas do. */
+	int r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
+	if (r < 0)
+		return bl_fail(err, r, "read quota status: %s", path);
+	if (mode == BL_QUOTA_OFF)
+		return 0;
+	r = limit_to(fd, size, path, err);
 	return r < 0 ? r : 0;
 }
 
@@ -563,18 +581,24 @@ BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t 
 	usage.referenced = qgroup.referenced;
 	usage.exclusive = qgroup.exclusive;
 	usage.limit = qgroup.max_referenced;
+	usage.exclusive_limit = qgroup.max_exclusive;
 	if (bl_quota_file_read(h, id, &usage.recorded_limit) < 0)
 		usage.recorded_limit = 0;
 	usage.quota_mode = mode == BL_QUOTA_SIMPLE ? BTRFSLAYER_QUOTA_SIMPLE
 						   : BTRFSLAYER_QUOTA_QGROUP;
 	usage.consistent = !inconsistent;
-	/* a caller built against a newer header gets zeros past what we know */
+	/* whole versions only: a caller built against an older header gets the
+	 * fields it knows, one built against a newer header zeros past ours */
+	size_t known = out_size < BTRFSLAYER_USAGE_SIZE_V2 ? BTRFSLAYER_USAGE_SIZE_V1
+							   : BTRFSLAYER_USAGE_SIZE_V2;
 	memset(out, 0, out_size);
-	memcpy(out, &usage, out_size < sizeof(usage) ? out_size : sizeof(usage));
+	memcpy(out, &usage, known);
 out:
 	close(fd);
 	return r;
 }
 
-_Static_assert(sizeof(btrfslayer_usage) == BTRFSLAYER_USAGE_SIZE_V1,
-	       "btrfslayer_usage grew: add BTRFSLAYER_USAGE_SIZE_V2, keep V1");
+_Static_assert(offsetof(btrfslayer_usage, exclusive_limit) == BTRFSLAYER_USAGE_SIZE_V1,
+	       "the fields of BTRFSLAYER_USAGE_SIZE_V1 moved");
+_Static_assert(sizeof(btrfslayer_usage) == BTRFSLAYER_USAGE_SIZE_V2,
+	       "btrfslayer_usage grew: add BTRFSLAYER_USAGE_SIZE_V3, keep V1 and V2");

@@ -32,6 +32,9 @@ int bl_quota_file_parse(const char *buf, size_t len, uint64_t *bytes)
 	/* size=0 is refused at create, so a 0 on disk was not written by us */
 	if (v == 0)
 		return -EINVAL;
+	/* nor was 2^64-1, which the kernel would take for "no limit" */
+	if (v == UINT64_MAX)
+		return -ERANGE;
 	*bytes = v;
 	return 0;
 }

@@ -17,55 +17,61 @@
 /* A container may add a subvolume while we delete: list again, a few times. */
 #define DESTROY_ATTEMPTS 3
 
-static const struct bl_subvolume *find(const struct bl_subvolume *list,
-				       size_t n, uint64_t id)
+/* Set the read-only flag of nested subvolume `sub` (reached by its path
+ * below the top, checked to still be it). */
+static int set_nested_read_only(int top_fd, const struct bl_subvolume *sub, bool read_only)
 {
-	for (size_t i = 0; i < n; i++)
-		if (list[i].id == id)
-			return &list[i];
-	return NULL;
+	uint64_t id = 0;
+	int fd = bl_open_path_beneath(top_fd, sub->path);
+	int r = fd < 0 ? fd : bl_ioctl_subvolume_id(fd, &id);
+	if (r == 0 && id != sub->id)
+		r = -ESTALE;	/* the path no longer leads to it */
+	if (r == 0)
+		r = bl_ioctl_set_read_only(fd, read_only);
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
-/* A child of a read-only subvolume cannot be deleted (EROFS): make every
- * read-only subvolume that has children writable first.  They are all about
- * to be deleted.  A nested one made writable is a change to the tree that
- * is not undone: *spoiled says so. */
-static int unseal_parents(int top_fd, uint64_t top_id, bool *top_unsealed, bool *spoiled,
-			  const struct bl_subvolume *list, size_t n,
-			  const char *path, btrfslayer_error **err)
+/* Make every read-only nested subvolume writable, and the top too when it
+ * has children, before anything is deleted: a child of a read-only
+ * subvolume cannot be deleted (EROFS), and a subvolume that a send is
+ * reading refuses this (EPERM) just as it refuses deletion, so a busy one
+ * is found now, while the layer is still whole.  On failure what this made
+ * writable is made read-only again; *spoiled says when that failed, or
+ * when it succeeded with a nested one made writable. */
+static int unseal(int top_fd, bool *top_unsealed, bool *spoiled,
+		  const struct bl_subvolume *list, size_t n, const char *path,
+		  btrfslayer_error **err)
 {
-	for (size_t i = 0; i < n; i++) {
-		uint64_t parent = list[i].parent_id;
-		int r;
-		if (parent == top_id) {
-			bool ro;
-			if (*top_unsealed)
-				continue;
-			r = bl_ioctl_get_read_only(top_fd, &ro);
-			if (r == 0 && ro)
-				r = bl_ioctl_set_read_only(top_fd, false);
-			if (r < 0)
-				return bl_fail(err, r, "make writable to delete nested subvolumes: %s", path);
-			*top_unsealed = ro;
-			continue;
-		}
-		const struct bl_subvolume *p = find(list, n, parent);
-		if (!p || !p->read_only)
-			continue;
-		int fd = bl_open_path_beneath(top_fd, p->path);
-		uint64_t id = 0;
-		r = fd < 0 ? fd : bl_ioctl_subvolume_id(fd, &id);
-		if (r == 0 && id != parent)
-			r = -ESTALE;	/* the path no longer leads to it */
-		if (r == 0 && (r = bl_ioctl_set_read_only(fd, false)) == 0)
-			*spoiled = true;
-		if (fd >= 0)
-			close(fd);
+	size_t i = 0;
+	int r = 0;
+	bool ro = false;
+	if (n && !*top_unsealed) {
+		r = bl_ioctl_get_read_only(top_fd, &ro);
+		if (r == 0 && ro)
+			r = bl_ioctl_set_read_only(top_fd, false);
 		if (r < 0)
-			return bl_fail(err, r, "make writable to delete nested subvolumes: %s/%s",
-				       path, p->path);
+			return bl_fail(err, r, "make writable to delete nested subvolumes: %s", path);
+		*top_unsealed = ro;
 	}
-	return 0;
+	bool unsealed = false;
+	for (; i < n; i++) {
+		if (list[i].read_only && (r = set_nested_read_only(top_fd, &list[i], false)) < 0)
+			break;
+		unsealed |= list[i].read_only;
+	}
+	if (r == 0) {
+		/* a later failure could not give the tree back as it was */
+		*spoiled |= unsealed;
+		return 0;
+	}
+	bl_fail(err, r, "make writable to delete nested subvolumes: %s/%s%s", path, list[i].path,
+		r == -EPERM ? " (busy: a send reads it?)" : "");
+	while (i-- > 0)
+		if (list[i].read_only && set_nested_read_only(top_fd, &list[i], true) < 0)
+			*spoiled = true;
+	return r;
 }
 
 /* Record every subvolume of the tree as doomed (quota.c), before any goes:
@@ -101,7 +107,7 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 		r = r < 0 ? r : 0;
 	}
 	if (r == 0)
-		r = unseal_parents(top_fd, top_id, top_unsealed, spoiled, list, n, path, err);
+		r = unseal(top_fd, top_unsealed, spoiled, list, n, path, err);
 	/* children come before their parents */
 	for (; r == 0 && i < n; i++) {
 		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);

@@ -371,17 +371,20 @@ static int cmd_quota(struct ctx *c, int argc, char **argv)
 	btrfslayer_error *err = NULL;
 	uint64_t size = 0;
 	int rc = parse_simple(c, argc, argv, 0, 2, "layer id and SIZE (or none)");
-	const char *id = argv[optind], *value = argv[optind + 1];
 
+	/* the operands exist only once their count is checked */
 	if (rc != EXIT_OK)
 		return rc;
-	if (strcmp(value, "none") != 0 && btrfslayer_parse_size(value, &size) < 0)
+	const char *id = argv[optind], *value = argv[optind + 1];
+	/* only "none" clears: 0 is a size, refused as set_quota refuses it */
+	int clear = strcmp(value, "none") == 0;
+	if (!clear && btrfslayer_parse_size(value, &size) < 0)
 		return usage_error("quota: invalid size '%s' (e.g. 10G, 512M, none)", value);
 	rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
-	rc = size ? btrfslayer_set_quota(c->h, id, size, &err)
-		  : btrfslayer_clear_quota(c->h, id, &err);
+	rc = clear ? btrfslayer_clear_quota(c->h, id, &err)
+		   : btrfslayer_set_quota(c->h, id, size, &err);
 	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
 }
 
@@ -393,6 +396,7 @@ static void print_usage(const char *id, const btrfslayer_usage *u, int json)
 		{ "exclusive", u->exclusive },
 		{ "limit", u->limit },
 		{ "recorded_limit", u->recorded_limit },
+		{ "exclusive_limit", u->exclusive_limit },
 		{ "subvolume_id", u->subvolume_id },
 	};
 	size_t i;

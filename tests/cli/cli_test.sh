@@ -188,6 +188,41 @@ test_usage_errors() {
 	[[ ! -e $H ]]; verdict "usage errors do not create the home"
 }
 
+# Every command counts its operands before it reads one: a missing or an
+# extra one is a usage error (2) that names it, never a read past the end
+# of argv (the suite also runs under ASan).
+test_operand_counts() {
+	local args
+	while IFS= read -r args; do
+		# shellcheck disable=SC2086 # the words are the point
+		t "operand count: '$args' exits 2" 2 bl $args
+		usage_shape && [[ $ERR == *"$(cut -d' ' -f1 <<<"$args"): missing "* ]]
+		verdict "operand count: '$args' says what is missing"
+	done <<-'EOF'
+		create
+		create --read-only --parent a
+		rm
+		path
+		exists
+		quota
+		quota a
+		usage
+		usage --json --sync
+	EOF
+	while IFS= read -r args; do
+		# shellcheck disable=SC2086
+		t "operand count: '$args' exits 2" 2 bl $args
+		usage_shape && [[ $ERR == *"unexpected argument '${args##* }'"* ]]
+		verdict "operand count: '$args' names the extra one"
+	done <<-'EOF'
+		quota a 1G b
+		usage a b
+		path a b
+		exists a b
+	EOF
+	[[ ! -e $H ]]; verdict "operand count errors do not create the home"
+}
+
 test_not_btrfs() {
 	t "home on tmpfs exits 1" 1 blh --home "$TMPFS/home" ls
 	lib_shape && [[ $ERR == *"$TMPFS"* ]]; verdict "home on tmpfs: library message"
@@ -343,9 +378,44 @@ test_quota() {
 	[[ ! -e $H/quotas/sized ]]; verdict "... and its quota file"
 }
 
+# quota: only "none" clears a limit; 0 and 2^64-1 (the kernel's "no limit")
+# are refused as btrfslayer_set_quota() refuses them, and change nothing.
+# usage shows the exclusive limit an administrator set.
+test_quota_sizes() {
+	t "create a layer limited to 64M" 0 bl create --storage-opt size=64M q
+	local size
+	for size in 0 0k 0.5; do
+		t "quota q $size exits 1" 1 bl quota q "$size"
+		[[ -z $OUT && $ERR == "btrfslayer: invalid size 0: a limit must be above 0" ]]
+		verdict "quota q $size: the library's message for size 0"
+	done
+	t "quota q 2^64-1 exits 1" 1 bl quota q 18446744073709551615
+	[[ -z $OUT && $ERR == "btrfslayer: invalid size 18446744073709551615: "*"no limit"* ]]
+	verdict "quota q 2^64-1: says it means no limit"
+	[[ $(bl usage q) == *$'\nlimit: 67108864\nrecorded_limit: 67108864\n'* ]]
+	verdict "... and the limit is still 64M"
+	[[ $(<"$H/quotas/q") == 67108864 ]]; verdict "... and so is its record"
+	# an exclusive limit is no layer's: each command's open puts the
+	# layer's limits back to its record, and usage shows what is left
+	btrfs qgroup limit -e 4M "$(bl path q)"
+	t "usage after an exclusive limit was set" 0 bl usage q
+	grep -qx 'exclusive_limit: 0' <<<"$OUT" && grep -qx 'limit: 67108864' <<<"$OUT"
+	verdict "usage shows the exclusive limit, cleared by open, and the size limit kept"
+	btrfs qgroup show -re --raw "$MNT" | grep -q "^0/$(bl usage q | sed -n 's/^subvolume_id: //p') .* 67108864 *none "
+	verdict "... as the kernel has them"
+	t "usage --json" 0 bl usage --json q
+	json_check "usage --json with exclusive_limit is valid JSON" "$OUT"
+	[[ $OUT == *'"exclusive_limit": 0,'* ]]; verdict "usage --json has the exclusive limit"
+	t "quota q none" 0 bl quota q none
+	[[ $(bl usage q) == *$'\nlimit: 0\nrecorded_limit: 0\nexclusive_limit: 0\n'* ]]
+	verdict "... clears the size limit"
+	t "rm q" 0 bl rm q
+}
+
 setup
 test_basics
 test_usage_errors
+test_operand_counts
 test_not_btrfs
 test_create_and_query
 test_snapshots
@@ -353,6 +423,7 @@ test_listing
 test_json_escaping
 test_remove
 test_quota
+test_quota_sizes
 
 echo "$PASSED passed, $FAILED failed"
 ((FAILED == 0))

@@ -19,7 +19,8 @@
  *   set/clear_quota: the kernel's limit and the quota file agree, both old
  *            or both new.
  * A reserved name in quotas/ that announces nothing (an intent whose
- * unlink failed, stripped of its attribute) may stay until the next open.
+ * unlink failed, stripped of its attribute) may stay until the next open;
+ * in pass 2, so may a layer's record held by its removal's intent.
  * Every other layer stays as it was; after close (which cleans up the
  * handle's own reserved names) and the next open, the contract's invariants
  * hold and status() counts no more than what was left.
@@ -854,6 +855,33 @@ static void judge_create(struct ctx *c, int rc, const struct view *now, bool swe
 		bad(v, "create changed subvolumes: %s", why.buf);
 }
 
+/* Whether a removal's intent (intent.c) in quotas/ holds layer id's
+ * record, for the next open to put back or delete. */
+static bool record_in_intent(struct ctx *c, const char *id)
+{
+	char path[PATH_MAX], want[300], value[320];
+	snprintf(path, sizeof(path), "%s/quotas", c->home);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool found = false;
+	assert_non_null(d);
+	while (!found && (e = readdir(d))) {
+		if (strncmp(e->d_name, ".tomb-", 6))
+			continue;
+		path_in(c, "quotas", e->d_name, path, sizeof(path));
+		ssize_t n = getxattr(path, "user.btrfslayer.intent", value, sizeof(value) - 1);
+		if (n <= 0)
+			continue;
+		value[n] = '\0';
+		snprintf(want, sizeof(want), " %s", id);
+		size_t len = strlen(want);
+		found = !strncmp(value, "remove ", 7) && (size_t)n > len &&
+			!strcmp(value + n - len, want);
+	}
+	closedir(d);
+	return found;
+}
+
 static void judge_remove(struct ctx *c, int rc, const struct view *now, bool after_open,
 			 bool sweepable, struct verdict *v)
 {
@@ -862,7 +890,17 @@ static void judge_remove(struct ctx *c, int rc, const struct view *now, bool aft
 	struct layer_state st = layer_state(c, s->id);
 	struct sb why_whole = { .len = 0 }, why_gone = { .len = 0 };
 	unsigned soft = 0, ignored = 0;
-	bool whole = st.exists == 1 && old && same_state(&st, old) &&
+	/* with a second fault, the record may wait in the removal's intent
+	 * for the next open to put it back */
+	struct layer_state seen = st;
+	if (sweepable && old && st.exists == 1 && st.file == 0 && old->file == 1 &&
+	    record_in_intent(c, s->id)) {
+		seen.file = old->file;
+		seen.file_size = old->file_size;
+		seen.recorded = old->recorded;
+		v->leftovers = true;
+	}
+	bool whole = st.exists == 1 && old && same_state(&seen, old) &&
 		     diff_views(&c->before, now, &(struct view_rules){ .soft = s->id },
 				&why_whole, &soft) == 0;
 	bool gone = st.exists == 0 && (st.file == 0 || sweepable) &&

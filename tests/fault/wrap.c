@@ -492,6 +492,13 @@ int __wrap_bl_ioctl_generation(int fd, uint64_t *generation)
 	return __real_bl_ioctl_generation(fd, generation);
 }
 
+DECLARE(bl_ioctl_child_subvolume);
+int __wrap_bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
+{
+	BL_FAULT(bl_ioctl_child_subvolume);
+	return __real_bl_ioctl_child_subvolume(dirfd, name, id);
+}
+
 /* It reports its own failures through err: so does its fault. */
 DECLARE(bl_label_apply);
 int __wrap_bl_label_apply(int fd, const char *label, const char *path,

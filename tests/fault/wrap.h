@@ -28,7 +28,8 @@
 	X(bl_ioctl_quota_enable) X(bl_ioctl_qgroup_limit)                        \
 	X(bl_ioctl_qgroup_create) X(bl_ioctl_qgroup_destroy)                     \
 	X(bl_ioctl_qgroup_info) X(bl_ioctl_subvolume_info)                       \
-	X(bl_ioctl_commit) X(bl_ioctl_generation) X(bl_label_apply)
+	X(bl_ioctl_commit) X(bl_ioctl_generation) X(bl_ioctl_child_subvolume)           \
+	X(bl_label_apply)
 
 enum fault_point {
 #define FAULT_ENUM(name) FP_##name,

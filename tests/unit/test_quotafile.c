@@ -24,7 +24,7 @@ static void accepts_what_create_writes(void **state)
 	(void)state;
 	uint64_t v;
 	char buf[BL_QUOTA_FILE_MAX];
-	const uint64_t sizes[] = {1, 1024, UINT64_C(10) << 30, UINT64_MAX};
+	const uint64_t sizes[] = {1, 1024, UINT64_C(10) << 30, UINT64_MAX - 1};
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		int len = bl_quota_file_format(sizes[i], buf);
 		assert_int_equal(parse(buf, (size_t)len, &v), 0);
@@ -57,12 +57,29 @@ static void refuses_overflow(void **state)
 {
 	(void)state;
 	uint64_t v;
-	assert_int_equal(parse("18446744073709551615", 20, &v), 0);
-	assert_true(v == UINT64_MAX);
+	assert_int_equal(parse("18446744073709551614", 20, &v), 0);
+	assert_true(v == UINT64_MAX - 1);
 	assert_int_equal(parse("18446744073709551616", 20, &v), -ERANGE);
 	assert_true(v == SENTINEL);
 	assert_int_equal(parse("99999999999999999999", 20, &v), -ERANGE);
 	assert_true(v == SENTINEL);
+}
+
+/* 2^64-1 is "no limit" to the kernel (QGROUP_LIMIT clears a limit given
+ * it): a quota file holding it was not written by the library, which never
+ * takes it for a limit.  Garbage, however it is spelled. */
+static void refuses_the_kernels_no_limit(void **state)
+{
+	(void)state;
+	static const char *const max[] = {
+		"18446744073709551615", "18446744073709551615\n", "018446744073709551615",
+		"0018446744073709551615\n",
+	};
+	uint64_t v;
+	for (size_t i = 0; i < sizeof(max) / sizeof(max[0]); i++) {
+		assert_int_equal(parse(max[i], strlen(max[i]), &v), -ERANGE);
+		assert_true(v == SENTINEL);
+	}
 }
 
 int main(void)
@@ -71,6 +88,7 @@ int main(void)
 		cmocka_unit_test(accepts_what_create_writes),
 		cmocka_unit_test(refuses_garbage),
 		cmocka_unit_test(refuses_overflow),
+		cmocka_unit_test(refuses_the_kernels_no_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
