@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Edge cases of "trustworthy state", on a real btrfs, as a user checks them:
- * - a sweep never waits on a live handle's id lock (item 4);
- * - a full filesystem can still be cleaned through the library, and calls
- *   that fail for lack of space leave nothing behind and name the layer
- *   (items 20, 24), on a small filesystem of its own;
- * - a remove that meets a busy nested subvolume either changes nothing or
- *   says that the layer is gone and the rest is deleted later (item 22);
- * - a layer bind-mounted onto itself is still a layer; another subvolume
- *   mounted at its name is not (item 23).
+ * - a sweep never waits on a live handle's id lock, whether another open
+ *   file holds it or a handle stopped inside set_quota does; what it could
+ *   not lock it leaves and counts (sweep_left) (item 4);
+ * - on a small filesystem of its own, with only data full, then with data
+ *   and metadata full, in each quota mode: remove works (a plain layer, one
+ *   with a recorded limit, one with a nested subvolume); create, snapshot,
+ *   create with size= and set_quota succeed or fail with an error that
+ *   names the layer (never a reserved .tmp-/.tomb- name) and leave nothing:
+ *   no reserved name, no record, no subvolume, no limit (items 20, 24);
+ * - a remove that meets a nested subvolume held by `btrfs send` either
+ *   changes nothing or says that the layer is gone and the rest is deleted
+ *   later, and close/open clean up once the send is over (item 22);
+ * - a layer bind-mounted onto itself is still a layer (exists, get; remove
+ *   is -EBUSY and keeps it); another subvolume mounted at a layer's name is
+ *   not that layer (item 23).
+ * BTRFSLAYER_TEST_FILTER runs the tests whose name matches a pattern.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -798,7 +806,9 @@ static void expect_nothing_reserved(void)
 }
 
 /* Open the small home in `mode` (NULL: quotas off) with layers "base" (a
- * snapshot source), "victim" (to remove) and "limited" (size limit 32 MiB,
+ * snapshot source), "victim", "victim-sized" (16 MiB limit with quotas on)
+ * and "victim-nested" (a subvolume nested in it) to remove, and "limited"
+ * (size limit 32 MiB,
  * when quotas are on). */
 static btrfslayer *small_home(const char *mode)
 {
@@ -809,6 +819,12 @@ static btrfslayer *small_home(const char *mode)
 	const char *limit[] = { "size=32M" };
 	assert_ok(btrfslayer_create(h, "base", NULL, 0, NULL, NULL, 0, ERR));
 	assert_ok(btrfslayer_create(h, "victim", NULL, 0, NULL, NULL, 0, ERR));
+	assert_ok(btrfslayer_create(h, "victim-sized", NULL, 0, NULL, size16, mode ? 1 : 0, ERR));
+	assert_ok(btrfslayer_create(h, "victim-nested", NULL, 0, NULL, NULL, 0, ERR));
+	snprintf(file, sizeof(file), "%s/subvolumes/victim-nested/inner", small.home);
+	assert_int_equal(btrfs_util_create_subvolume(file, 0, NULL, NULL), BTRFS_UTIL_OK);
+	snprintf(file, sizeof(file), "%s/subvolumes/victim-nested/inner/data", small.home);
+	write_file(file, 64 * 1024);
 	assert_ok(btrfslayer_create(h, "limited", NULL, 0, NULL, limit, mode ? 1 : 0, ERR));
 	snprintf(file, sizeof(file), "%s/subvolumes/base/data", small.home);
 	write_file(file, MiB);
@@ -838,6 +854,44 @@ static void set_quota_clean(btrfslayer *h, uint64_t size, const struct fs_state 
 		assert_int_equal(u.limit, size);
 		assert_int_equal(u.recorded_limit, size);
 	}
+}
+
+/* Remove layer `id` on a full filesystem (item 20): it succeeds, and the
+ * layer is gone whole, subvolumes (nested ones too) and record, nothing
+ * buried. */
+static void remove_full(btrfslayer *h, const char *id)
+{
+	char path[PATH_MAX + 32], inner[PATH_MAX + 48], what[64];
+	btrfslayer_error *err = NULL;
+	struct fs_state after;
+	snprintf(what, sizeof(what), "remove %s (full)", id);
+	snprintf(path, sizeof(path), "%s/subvolumes/%s", small.home, id);
+	snprintf(inner, sizeof(inner), "%s/inner", path);
+	uint64_t ids[2] = { probe_subvolume_id(path), probe_subvolume_id(inner) };
+	assert_true(ids[0] > 0);
+	int r = btrfslayer_remove(h, id, &err);
+	print_message("  %s: %d%s%s\n", what, r, err ? ": " : "",
+		      err ? btrfslayer_error_message(err) : "");
+	if (r < 0)
+		problem("%s: %d: %s", what, r, err ? btrfslayer_error_message(err) : "no error");
+	btrfslayer_error_free(err);
+	if (r < 0)
+		return;
+	state_take(&after);
+	if (btrfslayer_exists(h, id, NULL) != 0)
+		problem("%s returned 0 but the layer still exists", what);
+	if (probe_has_prefix(after.subvolumes, ".tomb-") || probe_has_prefix(after.quotas, ".tomb-"))
+		problem("%s returned 0 but left subvolumes \"%s\", quotas \"%s\"", what,
+			after.subvolumes, after.quotas);
+	for (const char *q = after.quotas; (q = strstr(q, id)); q++)
+		if ((q == after.quotas || q[-1] == ' ') && (q[strlen(id)] == ' ' || !q[strlen(id)]))
+			problem("%s returned 0 but its record quotas/%s is still there", what, id);
+	for (size_t i = 0; i < after.n_ids; i++)
+		for (int k = 0; k < 2; k++)
+			if (ids[k] && after.ids[i] == ids[k])
+				problem("%s returned 0 but subvolume %llu of it is still there", what,
+					(unsigned long long)ids[k]);
+	state_free(&after);
 }
 
 /* With only data full (item 24): create with size= and set_quota, whose
@@ -877,29 +931,7 @@ static void all_full(const char *mode)
 	unsigned long entries = fill_metadata();
 	print_message("%s: full after %llu MiB of data and %lu entries\n", mode ? mode : "off",
 		      (unsigned long long)(data / MiB), entries);
-	char victim[PATH_MAX + 32];
-	snprintf(victim, sizeof(victim), "%s/subvolumes/victim", small.home);
-	uint64_t victim_id = probe_subvolume_id(victim);
-	assert_true(victim_id > 0);
-	int r = btrfslayer_remove(h, "victim", &err);
-	print_message("  remove victim (full): %d%s%s\n", r, err ? ": " : "",
-		      err ? btrfslayer_error_message(err) : "");
-	if (r < 0)
-		problem("remove victim on a full filesystem: %d: %s", r,
-			err ? btrfslayer_error_message(err) : "no error");
-	btrfslayer_error_free(err);
-	/* removed, not buried */
-	state_take(&before);
-	if (r == 0 && btrfslayer_exists(h, "victim", NULL) != 0)
-		problem("remove victim returned 0 but victim still exists");
-	if (r == 0 && probe_has_prefix(before.subvolumes, ".tomb-"))
-		problem("remove victim returned 0 but left %s/subvolumes: \"%s\"", small.home,
-			before.subvolumes);
-	for (size_t i = 0; r == 0 && i < before.n_ids; i++)
-		if (before.ids[i] == victim_id)
-			problem("remove victim returned 0 but its subvolume %llu is still there",
-				(unsigned long long)victim_id);
-	state_free(&before);
+	int r;
 
 	static const struct {
 		const char *id, *parent;
@@ -924,6 +956,20 @@ static void all_full(const char *mode)
 	}
 	state_take(&before);
 	set_quota_clean(h, 40 * MiB, &before);
+	state_free(&before);
+	/* last, as they free space: a plain layer, one with a recorded limit
+	 * (with quotas on), one with a subvolume nested in it */
+	remove_full(h, "victim");
+	remove_full(h, "victim-sized");
+	remove_full(h, "victim-nested");
+	/* a little room back, where other steps run out of it */
+	state_take(&before);
+	err = NULL;
+	r = btrfslayer_create(h, "c-sized", NULL, 0, NULL, size16, 1, &err);
+	expect_clean(h, r, err, "c-sized", "create c-sized size=16M (after the removals)", &before);
+	state_free(&before);
+	state_take(&before);
+	set_quota_clean(h, 48 * MiB, &before);
 	state_free(&before);
 	small.h = NULL;
 	close_home(h);
