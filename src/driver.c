@@ -342,6 +342,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	if (!h)
 		return bl_fail(err, -ENOMEM, "open: %s", home);
 	h->home_fd = h->subvolumes_fd = h->quotas_fd = h->lock_fd = -1;
+	h->staging_fd = h->quota_staging_fd = -1;
 	h->mount_home = true;
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_init(&h->id_locks[i], NULL);
@@ -363,6 +364,8 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	if (r == 0)
 		r = open_layout(h, made, err);
 	if (r == 0)
+		r = bl_staging_open(h, err);
+	if (r == 0)
 		r = bl_session_open(h, err);
 	if (r == 0 && quotas_wanted)
 		r = bl_quota_open(h, err);
@@ -370,6 +373,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		bl_sweep(h);
 	if (r < 0) {
 		btrfslayer_error *cleanup = NULL;
+		bl_staging_undo(h, h->staging_made);
 		if (h->home_fd >= 0)
 			undo_layout(h, made);
 		/* a failed open leaves no mount behind */
@@ -394,6 +398,7 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	if (h->home_fd >= 0)
 		bl_quota_retry_pending(h, SIZE_MAX);
 	/* every fd on home's mount goes before the unmount */
+	bl_staging_close(h);
 	if (h->quotas_fd >= 0)
 		close(h->quotas_fd);
 	bl_session_close(h);
@@ -729,8 +734,19 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	for (int attempt = 0; r == -EEXIST && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
 		bl_reserved_name(h, BL_TMP_PREFIX, tmp);
 		bl_layer_path(h, tmp, tmp_path, sizeof(tmp_path));
+		/* its stand-in first: the sweep finds a name by its stand-in */
+		r = bl_staging_announce(h, tmp);
+		if (r == -EEXIST)
+			continue;
+		if (r < 0) {
+			bl_fail(err, r, "create layer: %s: reserve a name in " BL_SUBVOLUMES "/"
+				BL_STAGING, path);
+			goto out;
+		}
 		btrfslayer_error *attempt_err = NULL;
 		r = make_subvolume(h, tmp, parent_fd, born_read_only, tmp_path, &attempt_err);
+		if (r < 0)
+			bl_staging_retire(h, tmp);
 		if (r != -EEXIST && err)
 			*err = attempt_err;
 		else
@@ -771,6 +787,7 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 		goto out;
 	}
 	made = false;
+	bl_staging_retire(h, tmp);
 out:
 	if (made) {
 		/* never leave a half-made layer behind: deleted by its fd (a
@@ -783,6 +800,8 @@ out:
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
 			       tmp_path, btrfslayer_strerror(c));
 			bl_note_leftover(h);
+		} else {
+			bl_staging_retire(h, tmp);
 		}
 		/* the record of a layer taken back goes with it, now or, from
 		 * its intent, when the sweep has deleted the layer */
@@ -824,8 +843,10 @@ static int bury_layer(btrfslayer *h, const char *id, int fd, const char *tomb,
  * deleted at close or at the next open.  Called with the id's lock. */
 static bool unbury_layer(btrfslayer *h, const char *id, const char *tomb, const char *path)
 {
-	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0)
+	if (renameat2(h->subvolumes_fd, tomb, h->subvolumes_fd, id, RENAME_NOREPLACE) == 0) {
+		bl_staging_retire(h, tomb);
 		return true;
+	}
 	bl_log(BTRFSLAYER_LOG_ERR, "remove layer: failed removal of %s is left as %s", path, tomb);
 	bl_note_leftover(h);
 	return false;
@@ -899,11 +920,17 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	bool buried = false;
 	if (n_nested) {
 		btrfslayer_error *bury_err = NULL;
-		r = bury_layer(h, id, fd, tomb, &buried, path, &bury_err);
-		if (r < 0 && r != -ENOSPC && err)
+		r = bl_staging_announce(h, tomb);
+		if (r == 0)
+			r = bury_layer(h, id, fd, tomb, &buried, path, &bury_err);
+		else
+			bl_fail(&bury_err, r, "remove layer: %s: reserve %s", path, tomb);
+		if (r < 0 && !buried)
+			bl_staging_retire(h, tomb);
+		if (r < 0 && r != -ENOSPC && r != -EDQUOT && err)
 			*err = bury_err, bury_err = NULL;
 		btrfslayer_error_free(bury_err);
-		if (r == -ENOSPC)
+		if (r == -ENOSPC || r == -EDQUOT)
 			r = 0;
 	}
 	if (r == 0)
@@ -935,6 +962,8 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 		}
 		goto out;
 	}
+	if (buried)
+		bl_staging_retire(h, tomb);
 	/* the layer is gone: its record goes (with no space to bury it, it
 	 * was left under the id) */
 	if (intent.fd >= 0)

@@ -43,6 +43,11 @@ static void quotas_path(const btrfslayer *h, const char *name, char *buf, size_t
 	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
 }
 
+static void staged_path(const btrfslayer *h, const char *name, char *buf, size_t len)
+{
+	bl_staging_path(h, BL_QUOTAS, name, buf, len);
+}
+
 static const char *const op_names[] = {
 	[BL_INTENT_SET] = "set",
 	[BL_INTENT_CLEAR] = "clear",
@@ -61,14 +66,14 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 	for (int attempt = 0; in->fd < 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
 		bl_reserved_name(h, BL_TMP_PREFIX, in->name);
 		/* O_EXCL: a fresh file, never one planted under this name */
-		in->fd = openat(h->quotas_fd, in->name,
+		in->fd = openat(h->quota_staging_fd, in->name,
 				O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (in->fd < 0 && errno != EEXIST)
 			break;
 	}
 	if (in->fd < 0)
 		return bl_fail(err, -errno, "record size limit of layer %s: create a file in "
-			       "%s/" BL_QUOTAS, layer_path, h->home);
+			       "%s/" BL_QUOTAS "/" BL_STAGING, layer_path, h->home);
 	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s", op_names[op],
 			   subvolume, id);
 	if (op == BL_INTENT_SET) {
@@ -85,7 +90,7 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 		r = -errno;
 	if (r < 0) {
 		char path[PATH_MAX];
-		quotas_path(h, in->name, path, sizeof(path));
+		staged_path(h, in->name, path, sizeof(path));
 		bl_intent_abort(h, in, id);
 		return bl_fail(err, r, "record size limit of layer %s: write %s", layer_path, path);
 	}
@@ -119,7 +124,7 @@ int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 		r = -errno;
 	for (int attempt = 0; r == 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
 		bl_reserved_name(h, BL_TOMB_PREFIX, in->name);
-		if (renameat2(h->quotas_fd, id, h->quotas_fd, in->name, RENAME_NOREPLACE) == 0)
+		if (renameat2(h->quotas_fd, id, h->quota_staging_fd, in->name, RENAME_NOREPLACE) == 0)
 			return 0;
 		if (errno != EEXIST)
 			r = -errno;
@@ -141,12 +146,12 @@ static void drop(btrfslayer *h, struct bl_intent *in, bool neutralize_first)
 {
 	if (neutralize_first)
 		fremovexattr(in->fd, INTENT_XATTR);
-	if (unlinkat(h->quotas_fd, in->name, 0) < 0 && errno != ENOENT) {
+	if (unlinkat(h->quota_staging_fd, in->name, 0) < 0 && errno != ENOENT) {
 		int e = errno;
 		if (!neutralize_first)
 			fremovexattr(in->fd, INTENT_XATTR);
-		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/%s: %s; it goes at close "
-		       "or at the next open", h->home, in->name, strerror(e));
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/" BL_STAGING "/%s: %s; it "
+		       "goes at close or at the next open", h->home, in->name, strerror(e));
 		bl_note_leftover(h);
 	}
 	close(in->fd);
@@ -158,9 +163,10 @@ int bl_intent_finish(btrfslayer *h, const char *id, struct bl_intent *in,
 {
 	if (in->op == BL_INTENT_SET) {
 		/* the intent becomes the record: one atomic step */
-		if (renameat(h->quotas_fd, in->name, h->quotas_fd, id) < 0)
+		if (renameat(h->quota_staging_fd, in->name, h->quotas_fd, id) < 0)
 			return bl_fail(err, -errno, "record size limit of layer %s: rename "
-				       "%s/" BL_QUOTAS "/%s to %s", layer_path, h->home, in->name, id);
+				       "%s/" BL_QUOTAS "/" BL_STAGING "/%s to ../%s", layer_path, h->home,
+				       in->name, id);
 		close(in->fd);
 		in->fd = -1;
 		return 0;
@@ -182,9 +188,10 @@ bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
 		return true;
 	}
 	/* the layer stays: so does its record, back under its id */
-	if (renameat2(h->quotas_fd, in->name, h->quotas_fd, id, RENAME_NOREPLACE) < 0) {
+	if (renameat2(h->quota_staging_fd, in->name, h->quotas_fd, id, RENAME_NOREPLACE) < 0) {
 		bl_log(BTRFSLAYER_LOG_ERR, "remove layer %s: its quota file could not be put back "
-		       "from %s/" BL_QUOTAS "/%s: %s", id, h->home, in->name, strerror(errno));
+		       "from %s/" BL_QUOTAS "/" BL_STAGING "/%s: %s", id, h->home, in->name,
+		       strerror(errno));
 		return false;	/* the intent stays, and in->fd open */
 	}
 	fremovexattr(in->fd, INTENT_XATTR);
@@ -202,7 +209,7 @@ static int read_intent(btrfslayer *h, const char *name, char id[BTRFSLAYER_ID_MA
 {
 	char intent[INTENT_MAX + 1], content[BL_QUOTA_FILE_MAX];
 	struct stat st;
-	int fd = bl_open_regular_beneath(h->quotas_fd, name, O_RDONLY, 0);
+	int fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
 	ssize_t n = -1;
@@ -311,7 +318,7 @@ int bl_intent_recover(btrfslayer *h, const char *name)
 		return op == -ENOENT ? 0 : op;	/* another sweep took it */
 	struct bl_intent in = { .op = (enum bl_intent_op)op };
 	snprintf(in.name, sizeof(in.name), "%s", name);
-	in.fd = bl_open_regular_beneath(h->quotas_fd, name, O_RDONLY, 0);
+	in.fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_RDONLY, 0);
 	if (in.fd < 0)
 		return in.fd == -ENOENT ? 0 : in.fd;
 	if (!bl_id_trylock(h, id)) {

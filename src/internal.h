@@ -13,8 +13,9 @@
 
 #define BL_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
-/* Names under subvolumes/ and quotas/ that start with these are the
- * library's own: a layer (or quota file) being built, and one being removed.
+/* Names that start with these are the library's own: a layer (or quota
+ * file) being built, and one being removed.  Each has an entry in a staging
+ * directory (staging.c), where the sweep finds it.
  * Ids never start with '.'.  The full form is <prefix><slot>-<16 hex>: the
  * session slot of the handle that made it says whether its maker still
  * lives (session.c). */
@@ -31,6 +32,9 @@
 
 #define BL_SUBVOLUMES "subvolumes"
 #define BL_QUOTAS "quotas"
+/* subvolumes/.staging and quotas/.staging: where every reserved name lives
+ * (staging.c). */
+#define BL_STAGING ".staging"
 
 /* Operations on one id take one of these, picked by a hash of the id, for
  * the short steps that must not interleave (a layer's rename and its quota
@@ -61,6 +65,9 @@ struct btrfslayer {
 	int home_fd;		/* O_DIRECTORY|O_NOFOLLOW, opened once */
 	int subvolumes_fd;	/* HOME/subvolumes, likewise */
 	int quotas_fd;		/* HOME/quotas, likewise */
+	int staging_fd;		/* HOME/subvolumes/.staging, likewise */
+	int quota_staging_fd;	/* HOME/quotas/.staging, likewise */
+	bool staging_made;	/* this open made them (for a failed open's undo) */
 	uint64_t min_space;	/* btrfs.min_space; 0 when not given */
 	enum bl_quota_mode quota_mode;	/* btrfs.quota_mode; OFF: not given */
 	uint32_t root_uid;	/* host ids of container root 0:0 */
@@ -128,6 +135,25 @@ bool bl_reserved_name_abandoned(const btrfslayer *h, const char *name,
 				const char *prefix);
 /* Whether reserved name `name` carries h's own slot. */
 bool bl_reserved_name_mine(const btrfslayer *h, const char *name, const char *prefix);
+
+/* ---- staging.c: where reserved names live ------------------------------ */
+
+/* Open, making them when missing, subvolumes/.staging and quotas/.staging
+ * (h->staging_fd, h->quota_staging_fd); the open that makes them moves the
+ * reserved names an older version left in subvolumes/ and quotas/ there. */
+int bl_staging_open(btrfslayer *h, btrfslayer_error **err);
+void bl_staging_close(btrfslayer *h);
+/* A failed open: close them, and remove them when `made`. */
+void bl_staging_undo(btrfslayer *h, bool made);
+/* Reserved subvolume `name` of subvolumes/ is about to be made (or a layer
+ * renamed to it): its stand-in, subvolumes/.staging/<name>, an empty file
+ * (-EEXIST when the name is taken).  retire: the subvolume is gone (or was
+ * never made); a failure is logged and left for close. */
+int bl_staging_announce(btrfslayer *h, const char *name);
+void bl_staging_retire(btrfslayer *h, const char *name);
+/* "<home>/<dir_name>/.staging/<name>", for messages. */
+void bl_staging_path(const btrfslayer *h, const char *dir_name, const char *name, char *buf,
+		     size_t len);
 
 /* ---- sweep.c -------------------------------------------------------------- */
 
@@ -376,9 +402,7 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);
  * when there is none, -EINVAL (after a logged warning) when it is not a
  * regular file holding a valid size. */
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
-/* rename: no replace; 0 or -errno (-ENOENT when there is no file).
- * remove: a missing file is not an error. */
-int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to);
+/* A missing file is not an error. */
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
 /* Subvolumes `ids` are about to be deleted: when quotas are on, write their
  * markers (quotas/.qgroup-<id>) so that their qgroups get destroyed even if

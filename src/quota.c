@@ -261,13 +261,6 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 	return 0;
 }
 
-int bl_quota_file_rename(btrfslayer *h, const char *from, const char *to)
-{
-	if (renameat2(h->quotas_fd, from, h->quotas_fd, to, RENAME_NOREPLACE) == 0)
-		return 0;
-	return -errno;
-}
-
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err)
 {
 	if (unlinkat(h->quotas_fd, name, 0) == 0 || errno == ENOENT)
@@ -311,17 +304,17 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		marker_name(ids[i], name);
 		/* a regular file only: a device planted here is never opened */
-		int fd = bl_open_regular_beneath(h->quotas_fd, name, O_WRONLY | O_CREAT, 0600);
+		int fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_WRONLY | O_CREAT, 0600);
 		if (fd == -ENOSPC || fd == -EDQUOT) {
 			/* a deletion frees space and must work on a full
 			 * filesystem: the qgroup waits in this handle only */
-			quota_path(h, name, path, sizeof(path));
+			bl_staging_path(h, BL_QUOTAS, name, path, sizeof(path));
 			bl_log(BTRFSLAYER_LOG_WARNING, "record qgroup to destroy: %s: %s; destroyed "
 			       "by this handle only", path, strerror(-fd));
 			continue;
 		}
 		if (fd < 0) {
-			quota_path(h, name, path, sizeof(path));
+			bl_staging_path(h, BL_QUOTAS, name, path, sizeof(path));
 			if (bl_refusal_reason(fd))
 				return bl_fail_msg(err, fd, "record qgroup to destroy: %s: %s, "
 						   "refusing to use it", path, bl_refusal_reason(fd));
@@ -339,9 +332,9 @@ void bl_quota_unmark(btrfslayer *h, uint64_t id)
 {
 	char name[BL_RESERVED_NAME_MAX];
 	marker_name(id, name);
-	if (unlinkat(h->quotas_fd, name, 0) < 0 && errno != ENOENT)
-		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/%s: %s", h->home, name,
-		       strerror(errno));
+	if (unlinkat(h->quota_staging_fd, name, 0) < 0 && errno != ENOENT)
+		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/" BL_STAGING "/%s: %s",
+		       h->home, name, strerror(errno));
 }
 
 /* One waiting qgroup: 1 when destroyed, 0 when it is gone otherwise, -EBUSY
@@ -445,8 +438,8 @@ int bl_quota_adopt_marker(btrfslayer *h, const char *name)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed qgroup 0/%" PRIu64 " of a deleted "
 		       "subvolume in %s", id, h->home);
 	else if (r == 0)
-		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s/" BL_QUOTAS "/%s: the kernel "
-		       "already dropped qgroup 0/%" PRIu64, h->home, name, id);
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s/" BL_QUOTAS "/" BL_STAGING "/%s: "
+		       "the kernel already dropped qgroup 0/%" PRIu64, h->home, name, id);
 	return r >= 0;
 }
 

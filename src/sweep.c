@@ -45,21 +45,22 @@ static DIR *open_listing(btrfslayer *h, int dirfd, const char *dir_name)
 	return dir;
 }
 
-/* Delete the reserved subvolume `name` (tree and all).  Another handle's
- * sweep may be at it too: what is gone meanwhile is not a failure. */
-static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
+/* Delete the reserved subvolume `name` of subvolumes/ (tree and all): true
+ * when it is gone (its stand-in may go).  Another handle's sweep may be at
+ * it too: what is gone meanwhile is not a failure. */
+static bool sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
 {
 	char path[PATH_MAX];
 	bl_layer_path(h, name, path, sizeof(path));
 	bool tomb = !strcmp(prefix, BL_TOMB_PREFIX);
 	int r = bl_lookup_layer(h->subvolumes_fd, name);
 	if (r == -ENOENT)
-		return;
+		return true;
 	if (r == 0) {
-		/* the library only ever makes subvolumes here */
+		/* the library only ever makes subvolumes there */
 		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: %s is not a subvolume; left alone", path);
 		h->sweep.left++;
-		return;
+		return false;
 	}
 	int fd = r < 0 ? r : bl_open_dir_beneath(h->subvolumes_fd, name);
 	btrfslayer_error *err = NULL;
@@ -68,14 +69,14 @@ static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
 		close(fd);
 	if (r == -ENOENT) {
 		btrfslayer_error_free(err);
-		return;
+		return true;
 	}
 	if (r < 0) {
 		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: could not delete %s: %s", path,
 		       err ? btrfslayer_error_message(err) : btrfslayer_strerror(r));
 		btrfslayer_error_free(err);
 		h->sweep.left++;
-		return;
+		return false;
 	}
 	bl_log(BTRFSLAYER_LOG_INFO, tomb ? "recovery: finished removing a layer: deleted %s"
 					 : "recovery: deleted unfinished layer %s", path);
@@ -83,6 +84,7 @@ static void sweep_subvolume(btrfslayer *h, const char *name, const char *prefix)
 		h->sweep.tombstones++;
 	else
 		h->sweep.temporaries++;
+	return true;
 }
 
 /* Whether the reserved name `name` is to be cleaned up: at open, what
@@ -95,7 +97,7 @@ static bool to_sweep(btrfslayer *h, const char *name, const char *prefix, bool o
 
 static void sweep_subvolumes(btrfslayer *h, bool own)
 {
-	DIR *dir = open_listing(h, h->subvolumes_fd, BL_SUBVOLUMES);
+	DIR *dir = open_listing(h, h->staging_fd, BL_SUBVOLUMES "/" BL_STAGING);
 	struct dirent *d;
 	if (!dir)
 		return;
@@ -104,23 +106,25 @@ static void sweep_subvolumes(btrfslayer *h, bool own)
 		const char *prefix = reserved_prefix(d->d_name);
 		if (!prefix)
 			continue;
-		if (to_sweep(h, d->d_name, prefix, own))
-			sweep_subvolume(h, d->d_name, prefix);
-		else if (!own)
+		if (to_sweep(h, d->d_name, prefix, own)) {
+			if (sweep_subvolume(h, d->d_name, prefix))
+				bl_staging_retire(h, d->d_name);
+		} else if (!own) {
 			h->sweep.left++;	/* a live handle's work */
+		}
 	}
 	closedir(dir);
 }
 
 static void unlink_quota_file(btrfslayer *h, const char *name, const char *why)
 {
-	if (unlinkat(h->quotas_fd, name, 0) == 0) {
-		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s %s/" BL_QUOTAS "/%s", why,
-		       h->home, name);
+	if (unlinkat(h->quota_staging_fd, name, 0) == 0) {
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s %s/" BL_QUOTAS "/" BL_STAGING "/%s",
+		       why, h->home, name);
 		h->sweep.quota_files++;
 	} else if (errno != ENOENT) {
-		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: could not delete %s/" BL_QUOTAS "/%s: %s",
-		       h->home, name, strerror(errno));
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: could not delete %s/" BL_QUOTAS "/"
+		       BL_STAGING "/%s: %s", h->home, name, strerror(errno));
 		h->sweep.left++;
 	}
 }
@@ -142,7 +146,7 @@ static void sweep_quota_temporary(btrfslayer *h, const char *name, const char *p
 
 static void sweep_quota_files(btrfslayer *h, bool own)
 {
-	DIR *dir = open_listing(h, h->quotas_fd, BL_QUOTAS);
+	DIR *dir = open_listing(h, h->quota_staging_fd, BL_QUOTAS "/" BL_STAGING);
 	struct dirent *d;
 	if (!dir)
 		return;

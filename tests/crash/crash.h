@@ -169,7 +169,9 @@ struct subvol {
 /* Every subvolume of the filesystem; count, or -errno.  free_subvols(). */
 int list_subvolumes(const char *mnt, struct subvol **out);
 void free_subvols(struct subvol *s, int n);
-/* Names in a directory ("." and ".." left out), NULL-terminated, sorted. */
+/* Names in a directory ("." and ".." left out), NULL-terminated, sorted;
+ * those in its .staging directory (where the library keeps its reserved
+ * names) count as its own. */
 char **list_dir(const char *path);
 void free_names(char **names);
 /* Print what is on disk, for a failure report. */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,31 +191,47 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-char **list_dir(const char *path)
+/* Append the entries of directory `path` to names (n of them so far); the
+ * entries of its .staging directory count as its own. */
+static char **add_entries(char **names, size_t *n, const char *path, bool top)
 {
 	DIR *d = opendir(path);
-	char **names = calloc(1, sizeof(*names));
-	size_t n = 0;
 	struct dirent *e;
-	if (!d || !names) {
-		if (d)
-			closedir(d);
-		free(names);
-		return NULL;
-	}
-	while ((e = readdir(d))) {
+	if (!d)
+		return top ? NULL : names;
+	while (names && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		char **grown = reallocarray(names, n + 2, sizeof(*names));
+		if (top && !strcmp(e->d_name, ".staging")) {
+			char staging[PATH_MAX];
+			snprintf(staging, sizeof(staging), "%s/.staging", path);
+			names = add_entries(names, n, staging, false);
+			continue;
+		}
+		char **grown = reallocarray(names, *n + 2, sizeof(*names));
 		if (!grown)
 			break;
 		names = grown;
-		names[n++] = strdup(e->d_name);
-		names[n] = NULL;
+		names[(*n)++] = strdup(e->d_name);
+		names[*n] = NULL;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_names);
 	return names;
+}
+
+char **list_dir(const char *path)
+{
+	char **names = calloc(1, sizeof(*names));
+	size_t n = 0;
+	if (!names)
+		return NULL;
+	char **all = add_entries(names, &n, path, true);
+	if (!all) {
+		free(names);
+		return NULL;
+	}
+	qsort(all, n, sizeof(*all), cmp_names);
+	return all;
 }
 
 void free_names(char **names)

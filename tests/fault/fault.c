@@ -714,7 +714,7 @@ static unsigned diff_views(const struct view *before, const struct view *now,
 static bool inert_quota_file(struct ctx *c, const char *name)
 {
 	char path[PATH_MAX], value[8];
-	snprintf(path, sizeof(path), "%s/quotas/%s", c->home, name);
+	snprintf(path, sizeof(path), "%s/quotas/.staging/%s", c->home, name);
 	return getxattr(path, "user.btrfslayer.intent", value, sizeof(value)) < 0 &&
 	       errno == ENODATA;
 }
@@ -726,8 +726,11 @@ static bool inert_quota_file(struct ctx *c, const char *name)
 static void check_reserved(struct ctx *c, bool allow_tomb, bool allow_tmp, bool allow_inert,
 			   struct verdict *v)
 {
-	static const char *const dirs[] = { "subvolumes", "quotas" };
-	for (int i = 0; i < 2; i++) {
+	/* reserved subvolumes sit in subvolumes/ with a stand-in in its
+	 * staging directory; reserved files of quotas/ in its own */
+	static const char *const dirs[] = { "subvolumes", "quotas", "subvolumes/.staging",
+					    "quotas/.staging" };
+	for (int i = 0; i < 4; i++) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "%s/%s", c->home, dirs[i]);
 		DIR *d = opendir(path);
@@ -735,13 +738,14 @@ static void check_reserved(struct ctx *c, bool allow_tomb, bool allow_tmp, bool 
 		assert_non_null(d);
 		while ((e = readdir(d))) {
 			const char *n = e->d_name;
-			if (n[0] != '.' || !strcmp(n, ".") || !strcmp(n, ".."))
+			if (n[0] != '.' || !strcmp(n, ".") || !strcmp(n, "..") ||
+			    (i < 2 && !strcmp(n, ".staging")))
 				continue;
-			if (i == 1 && !strncmp(n, ".qgroup-", 8))
+			if (i == 3 && !strncmp(n, ".qgroup-", 8))
 				continue;
 			if ((allow_tomb && !strncmp(n, ".tomb-", 6)) ||
 			    (allow_tmp && !strncmp(n, ".tmp-", 5)) ||
-			    (allow_inert && i == 1 && inert_quota_file(c, n))) {
+			    (allow_inert && i == 3 && inert_quota_file(c, n))) {
 				v->leftovers = true;
 				continue;
 			}
@@ -769,10 +773,10 @@ static void check_qgroups(struct ctx *c, const struct view *now, struct verdict 
 		    view_find(&live, id))
 			continue;
 		snprintf(marker, sizeof(marker), ".qgroup-%" PRIu64, id);
-		path_in(c, "quotas", marker, path, sizeof(path));
+		path_in(c, "quotas/.staging", marker, path, sizeof(path));
 		if (lstat(path, &st) < 0)
 			bad(v, "qgroup 0/%" PRIu64 " of a deleted subvolume%s has no marker "
-			    "quotas/%s", id, root_item_exists(id) ? " (cleaner not done)" : "",
+			    "quotas/.staging/%s", id, root_item_exists(id) ? " (cleaner not done)" : "",
 			    marker);
 	}
 	view_free(&live);
@@ -783,10 +787,10 @@ static void check_qgroups(struct ctx *c, const struct view *now, struct verdict 
 		char path[PATH_MAX], marker[48];
 		struct stat st;
 		snprintf(marker, sizeof(marker), ".qgroup-%" PRIu64, now->v[i].id);
-		path_in(c, "quotas", marker, path, sizeof(path));
+		path_in(c, "quotas/.staging", marker, path, sizeof(path));
 		if (lstat(path, &st) == 0) {
 			v->warn = true;
-			sb_add(&v->why, "  ~ marker quotas/%s names live subvolume %s\n", marker,
+			sb_add(&v->why, "  ~ marker quotas/.staging/%s names live subvolume %s\n", marker,
 			       now->v[i].path);
 		}
 	}
@@ -860,7 +864,7 @@ static void judge_create(struct ctx *c, int rc, const struct view *now, bool swe
 static bool record_in_intent(struct ctx *c, const char *id)
 {
 	char path[PATH_MAX], want[300], value[320];
-	snprintf(path, sizeof(path), "%s/quotas", c->home);
+	snprintf(path, sizeof(path), "%s/quotas/.staging", c->home);
 	DIR *d = opendir(path);
 	struct dirent *e;
 	bool found = false;
@@ -868,7 +872,7 @@ static bool record_in_intent(struct ctx *c, const char *id)
 	while (!found && (e = readdir(d))) {
 		if (strncmp(e->d_name, ".tomb-", 6))
 			continue;
-		path_in(c, "quotas", e->d_name, path, sizeof(path));
+		path_in(c, "quotas/.staging", e->d_name, path, sizeof(path));
 		ssize_t n = getxattr(path, "user.btrfslayer.intent", value, sizeof(value) - 1);
 		if (n <= 0)
 			continue;

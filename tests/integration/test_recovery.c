@@ -130,24 +130,31 @@ static int not_a_marker(const struct dirent *d)
 	return markers_too || strncmp(d->d_name, ".qgroup-", 8);
 }
 
-/* The names in HOME/<dir>, sorted, space-separated: qgroup markers only
- * when markers_too is set. */
+/* The names in HOME/<dir>, sorted, space-separated, and for quotas/ those
+ * in its .staging directory too (where the library keeps its reserved
+ * files): qgroup markers only when markers_too is set. */
 static char *listing(const struct ctx *c, const char *dir_name)
 {
 	char path[PATH_MAX];
-	struct dirent **names;
-	snprintf(path, sizeof(path), "%s/%s", c->home, dir_name);
-	int n = scandir(path, &names, not_a_marker, alphasort);
-	assert_true(n >= 0);
 	char *out = calloc(1, 4096);
-	for (int i = 0; i < n; i++) {
-		if (strcmp(names[i]->d_name, ".") && strcmp(names[i]->d_name, "..")) {
-			strcat(out, *out ? " " : "");
-			strncat(out, names[i]->d_name, 4096 - strlen(out) - 2);
+	for (int staged = 0; staged < 1 + !strcmp(dir_name, "quotas"); staged++) {
+		struct dirent **names;
+		snprintf(path, sizeof(path), "%s/%s%s", c->home, dir_name,
+			 staged ? "/.staging" : "");
+		int n = scandir(path, &names, not_a_marker, alphasort);
+		assert_true(n >= 0 || (staged && errno == ENOENT));
+		for (int i = 0; i < n; i++) {
+			const char *name = names[i]->d_name;
+			if (strcmp(name, ".") && strcmp(name, "..") &&
+			    (staged || strcmp(name, ".staging"))) {
+				strcat(out, *out ? " " : "");
+				strncat(out, name, 4096 - strlen(out) - 2);
+			}
+			free(names[i]);
 		}
-		free(names[i]);
+		if (n >= 0)
+			free(names);
 	}
-	free(names);
 	return out;
 }
 
@@ -159,11 +166,29 @@ static void assert_listing(const struct ctx *c, const char *dir_name, const char
 	free(got);
 }
 
+/* Where the library keeps a file of quotas/: reserved ones in .staging. */
+static const char *place(const char *name)
+{
+	return name[0] == '.' ? "/.staging" : "";
+}
+
+/* A reserved subvolume has its stand-in in subvolumes/.staging. */
+static void plant_stand_in(const struct ctx *c, const char *name)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/subvolumes/.staging/%s", c->home, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
 static void plant_subvolume(const struct ctx *c, const char *name, bool nested,
 			    bool read_only)
 {
 	char path[PATH_MAX], inner[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/subvolumes/%s", c->home, name);
+	if (name[0] == '.')
+		plant_stand_in(c, name);
 	assert_int_equal(btrfs_util_create_subvolume(path, 0, NULL, NULL), BTRFS_UTIL_OK);
 	if (nested) {
 		snprintf(inner, sizeof(inner), "%s/nested", path);
@@ -177,7 +202,7 @@ static void plant_file(const struct ctx *c, const char *dir_name, const char *na
 		       const char *content)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/%s/%s", c->home, dir_name, name);
+	snprintf(path, sizeof(path), "%s/%s%s/%s", c->home, dir_name, place(name), name);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(content, f);
@@ -223,6 +248,7 @@ static void test_sweep_cleans_after_dead_handle(void **state)
 	char junk[PATH_MAX];
 	snprintf(junk, sizeof(junk), "%s/subvolumes/.tmp-junk", c->home);
 	assert_int_equal(mkdir(junk, 0700), 0);
+	plant_stand_in(c, ".tmp-junk");
 
 	h = open_home(c);
 	/* a record of no layer is not looked for (that would cost a look-up
@@ -284,7 +310,7 @@ static void plant_intent(const struct ctx *c, const char *name, const char *id,
 	if (size)
 		snprintf(content, sizeof(content), "%llu", (unsigned long long)size);
 	plant_file(c, "quotas", name, content);
-	snprintf(path, sizeof(path), "%s/quotas/%s", c->home, name);
+	snprintf(path, sizeof(path), "%s/quotas/.staging/%s", c->home, name);
 	assert_int_equal(setxattr(path, "user.btrfslayer.intent", intent, strlen(intent), 0), 0);
 }
 
@@ -368,7 +394,7 @@ static void test_sweep_finishes_removals(void **state)
 		snprintf(intent, sizeof(intent), "remove %llu %s",
 			 (unsigned long long)subvolume_of(c, ids[i]), ids[i]);
 		snprintf(from, sizeof(from), "%s/quotas/%s", c->home, ids[i]);
-		snprintf(to, sizeof(to), "%s/quotas/.tomb-9-%d123456789abcdef", c->home, i);
+		snprintf(to, sizeof(to), "%s/quotas/.staging/.tomb-9-%d123456789abcdef", c->home, i);
 		assert_int_equal(setxattr(from, "user.btrfslayer.intent", intent, strlen(intent),
 					  0), 0);
 		assert_int_equal(rename(from, to), 0);
@@ -382,6 +408,36 @@ static void test_sweep_finishes_removals(void **state)
 	assert_limits(h, "kept", 8 * MiB, 8 * MiB);
 	assert_listing(c, "quotas", "kept");
 	assert_logged(BTRFSLAYER_LOG_INFO, "recovery: finished an interrupted remove");
+	close_home(h);
+}
+
+/* A home a version before the staging directories used keeps its reserved
+ * names in subvolumes/ and quotas/: the first open moves them to the
+ * staging directories and sweeps them there. */
+static void test_sweep_adopts_older_layout(void **state)
+{
+	struct ctx *c = *state;
+	btrfslayer *h = open_home(c);
+	assert_ok(btrfslayer_create(h, "keep", NULL, 0, NULL, NULL, 0, ERR));
+	close_home(h);
+	char path[PATH_MAX];
+	const char *dirs[] = { "subvolumes", "quotas" };
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s/.staging", c->home, dirs[i]);
+		assert_int_equal(rmdir(path), 0);
+	}
+	snprintf(path, sizeof(path), "%s/subvolumes/.tomb-3-0123456789abcdef", c->home);
+	assert_int_equal(btrfs_util_create_subvolume(path, 0, NULL, NULL), BTRFS_UTIL_OK);
+	snprintf(path, sizeof(path), "%s/quotas/.tmp-3-0123456789abcdef", c->home);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fclose(f), 0);
+
+	h = open_home(c);
+	assert_sweep(h, 1, 0, 1, 0);
+	assert_listing(c, "subvolumes", "keep");
+	assert_listing(c, "quotas", "");
+	assert_listing(c, "subvolumes/.staging", "");
 	close_home(h);
 }
 
@@ -407,6 +463,7 @@ static void test_sweep_spares_live_handle(void **state)
 	btrfslayer *alone = open_home(c);
 	assert_sweep(alone, 0, 2, 1, 0);
 	assert_listing(c, "subvolumes", "");
+	assert_listing(c, "subvolumes/.staging", "");
 	assert_listing(c, "quotas", "");
 	close_home(alone);
 }
@@ -569,6 +626,7 @@ int main(void)
 		T(test_sweep_cleans_after_dead_handle),
 		T(test_sweep_finishes_limit_changes),
 		T(test_sweep_finishes_removals),
+		T(test_sweep_adopts_older_layout),
 		T(test_sweep_spares_live_handle),
 		T(test_two_processes_share_a_home),
 		T(test_quota_file_is_the_winners),

@@ -224,8 +224,13 @@ unsigned long pc_check(const char *home, const char *const *opts, size_t n_opts,
 	unsigned long problems = 0;
 	for (int i = 0; i < PC_POOL; i++)
 		problems += check_layer(h, home, i, x, calls, label, t);
+	/* the library keeps its reserved names in the staging directories;
+	 * the directories themselves are checked too, in case of an old
+	 * layout */
 	problems += check_leftovers(home, "subvolumes", label, t);
 	problems += check_leftovers(home, "quotas", label, t);
+	problems += check_leftovers(home, "subvolumes/.staging", label, t);
+	problems += check_leftovers(home, "quotas/.staging", label, t);
 	if ((r = btrfslayer_close(h, &err)) < 0) {
 		printf("%s: violation: btrfslayer_close %s = %d: %s\n", label, home, r,
 		       btrfslayer_error_message(err));

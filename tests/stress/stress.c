@@ -20,8 +20,8 @@
  *      layer and the cleaner, an open's sweep leaves only qgroup 0/5.
  * Any unexpected result, or a library log at LOG_ERR, fails the program.
  *
- * Environment: BTRFSLAYER_STRESS_THREADS (8), BTRFSLAYER_STRESS_OPS (2000
- * per thread), BTRFSLAYER_STRESS_ROUNDS (40, for 1-3),
+ * Environment: BTRFSLAYER_STRESS_THREADS (8), BTRFSLAYER_STRESS_OPS (400
+ * per thread), BTRFSLAYER_STRESS_ROUNDS (16, for 1-3),
  * BTRFSLAYER_STRESS_SEED (time), BTRFSLAYER_STRESS_QUOTA_MODE (simple where
  * the kernel has it, else qgroup), BTRFSLAYER_STRESS_HANDLES (1: handles on
  * the same home, the threads sharing them round-robin).
@@ -188,8 +188,9 @@ static bool is_qgroup_marker(const char *name)
 	return strspn(p, "0123456789") == strlen(p);
 }
 
-/* Names in HOME/<sub>, for checks made while no call runs; `visit` returns
- * nothing, it reports.  Returns the number of entries. */
+/* Names in HOME/<sub>, and in its .staging directory (where the library
+ * keeps its reserved names), for checks made while no call runs; `visit`
+ * returns nothing, it reports.  Returns the number of entries. */
 static int scan(const char *sub, void (*visit)(const char *sub, const char *name, const char *when),
 		const char *when)
 {
@@ -205,6 +206,12 @@ static int scan(const char *sub, void (*visit)(const char *sub, const char *name
 	while ((e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
+		if (!strcmp(e->d_name, ".staging")) {
+			char staging[PATH_MAX];
+			snprintf(staging, sizeof(staging), "%s/.staging", sub);
+			n += scan(staging, visit, when);
+			continue;
+		}
 		n++;
 		if (visit)
 			visit(sub, e->d_name, when);
@@ -1053,8 +1060,10 @@ static void check_teardown(void)
 static void configure(void)
 {
 	n_threads = env_unsigned("BTRFSLAYER_STRESS_THREADS", 8, 2, MAX_THREADS);
-	n_ops = env_unsigned("BTRFSLAYER_STRESS_OPS", 2000, 0, 10000000);
-	n_rounds = env_unsigned("BTRFSLAYER_STRESS_ROUNDS", 40, 0, 100000);
+	/* every call that changes the store commits before it returns: the
+	 * defaults keep the run to a minute or two; soak with more */
+	n_ops = env_unsigned("BTRFSLAYER_STRESS_OPS", 400, 0, 10000000);
+	n_rounds = env_unsigned("BTRFSLAYER_STRESS_ROUNDS", 16, 0, 100000);
 	n_handles = env_unsigned("BTRFSLAYER_STRESS_HANDLES", 1, 1, MAX_HANDLES);
 	const char *s = getenv("BTRFSLAYER_STRESS_SEED");
 	seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
