@@ -206,3 +206,50 @@ bool probe_is_mount_point(const char *path)
 	uint64_t here = mount_id(AT_FDCWD, path), above = mount_id(AT_FDCWD, parent);
 	return here && above && here != above;
 }
+
+char *probe_home_listing(const char *home, const char *dir, const char *skip_prefix)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", home, dir);
+	char *top = probe_listing(path, skip_prefix);
+	snprintf(path, sizeof(path), "%s/%s/.staging", home, dir);
+	char *staged = probe_listing(path, skip_prefix);
+	size_t len = (top ? strlen(top) : 0) + 1;
+	for (const char *p = staged; p && *p; p += strcspn(p, " "), p += *p == ' ')
+		len += strlen(".staging/") + strcspn(p, " ") + 1;
+	char *out = calloc(1, len);
+	if (!out)
+		abort();
+	for (const char *p = top; p && *p; p += strcspn(p, " "), p += *p == ' ') {
+		size_t n = strcspn(p, " ");
+		if (n == strlen(".staging") && !strncmp(p, ".staging", n))
+			continue;
+		if (*out)
+			strcat(out, " ");
+		strncat(out, p, n);
+	}
+	for (const char *p = staged; p && *p; p += strcspn(p, " "), p += *p == ' ') {
+		if (*out)
+			strcat(out, " ");
+		strcat(out, ".staging/");
+		strncat(out, p, strcspn(p, " "));
+	}
+	free(top);
+	free(staged);
+	return out;
+}
+
+bool probe_has_reserved(const char *listing)
+{
+	return strstr(listing, ".tmp-") || strstr(listing, ".tomb-");
+}
+
+void probe_reserved_dir(const char *home, const char *dir, char *buf, size_t len,
+			bool *staged)
+{
+	struct stat st;
+	snprintf(buf, len, "%s/%s/.staging", home, dir);
+	*staged = lstat(buf, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!*staged)
+		snprintf(buf, len, "%s/%s", home, dir);
+}

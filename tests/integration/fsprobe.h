@@ -46,6 +46,21 @@ char *probe_listing(const char *dir, const char *skip_prefix);
  * `prefix`. */
 bool probe_has_prefix(const char *listing, const char *prefix);
 
+/* What a home keeps in HOME/<dir>: its names, and as ".staging/<name>" the
+ * names in HOME/<dir>/.staging (where libraries from 2026-12-02 on keep
+ * their reserved names; absent before), as probe_listing() gives them,
+ * names starting with `skip_prefix` left out.  malloc()ed. */
+char *probe_home_listing(const char *home, const char *dir, const char *skip_prefix);
+
+/* Whether such a listing holds a reserved name (.tmp-*, .tomb-*). */
+bool probe_has_reserved(const char *listing);
+
+/* The directory in which a library keeps the reserved names of HOME/<dir>:
+ * HOME/<dir>/.staging when it exists, else HOME/<dir>; with a stand-in
+ * for each reserved subvolume of subvolumes/ (staged is then set). */
+void probe_reserved_dir(const char *home, const char *dir, char *buf, size_t len,
+			bool *staged);
+
 /* The subvolume at `path`: 1 read-only, 0 writable, -1 when it is not a
  * subvolume root or cannot be read. */
 int probe_read_only(const char *path);

@@ -220,7 +220,7 @@ static char *read_text(const char *path)
 static void test_sweep_never_waits_on_live_handle(void **state)
 {
 	struct ctx *c = *state;
-	char path[PATH_MAX], lock_path[PATH_MAX], intent_path[PATH_MAX], record[PATH_MAX];
+	char path[PATH_MAX], lock_path[PATH_MAX], intent_path[PATH_MAX + 32], record[PATH_MAX];
 	char intent[64];
 	const char *size[] = { "size=8M" };
 
@@ -229,8 +229,12 @@ static void test_sweep_never_waits_on_live_handle(void **state)
 	close_home(h);
 	layer_path(c->home, "stuck", path, sizeof(path));
 	uint64_t subvolume = probe_subvolume_id(path);
-	snprintf(intent_path, sizeof(intent_path), "%s/quotas/.tmp-4000-00000000deadbeef",
-		 c->home);
+	/* where the library keeps reserved names: quotas/.staging since
+	 * 2026-12-02 */
+	char quota_dir[PATH_MAX];
+	bool staged;
+	probe_reserved_dir(c->home, "quotas", quota_dir, sizeof(quota_dir), &staged);
+	snprintf(intent_path, sizeof(intent_path), "%s/.tmp-4000-00000000deadbeef", quota_dir);
 	snprintf(record, sizeof(record), "%s/quotas/stuck", c->home);
 	FILE *f = fopen(intent_path, "w");
 	assert_non_null(f);
@@ -542,9 +546,7 @@ static void remove_while_sending(const struct ctx *c, const char *id, bool ro_fi
 	close_home(h);
 	h = open_home(c->home, no_mount, 1);
 	if (gone) {
-		char dir[PATH_MAX + 16];
-		snprintf(dir, sizeof(dir), "%s/subvolumes", c->home);
-		char *left = probe_listing(dir, NULL);
+		char *left = probe_home_listing(c->home, "subvolumes", NULL);
 		assert_string_equal(left, "");
 		free(left);
 		probe_settle(harness_btrfs());
@@ -717,12 +719,9 @@ struct fs_state {
 
 static void state_take(struct fs_state *s)
 {
-	char dir[PATH_MAX + 16];
-	snprintf(dir, sizeof(dir), "%s/subvolumes", small.home);
-	s->subvolumes = probe_listing(dir, NULL);
-	snprintf(dir, sizeof(dir), "%s/quotas", small.home);
+	s->subvolumes = probe_home_listing(small.home, "subvolumes", NULL);
 	/* markers of qgroups waiting for the kernel's cleaner may come and go */
-	s->quotas = probe_listing(dir, ".qgroup-");
+	s->quotas = probe_home_listing(small.home, "quotas", ".qgroup-");
 	s->limits = probe_limits(small.mnt, false);
 	s->stale_limits = probe_limits(small.mnt, true);
 	s->n_ids = probe_subvolumes(small.mnt, &s->ids);
@@ -798,8 +797,7 @@ static void expect_nothing_reserved(void)
 {
 	struct fs_state now;
 	state_take(&now);
-	if (probe_has_prefix(now.subvolumes, ".tmp-") || probe_has_prefix(now.subvolumes, ".tomb-") ||
-	    probe_has_prefix(now.quotas, ".tmp-") || probe_has_prefix(now.quotas, ".tomb-"))
+	if (probe_has_reserved(now.subvolumes) || probe_has_reserved(now.quotas))
 		problem("after close, %s holds subvolumes \"%s\" and quotas \"%s\"", small.home,
 			now.subvolumes, now.quotas);
 	state_free(&now);
@@ -880,7 +878,7 @@ static void remove_full(btrfslayer *h, const char *id)
 	state_take(&after);
 	if (btrfslayer_exists(h, id, NULL) != 0)
 		problem("%s returned 0 but the layer still exists", what);
-	if (probe_has_prefix(after.subvolumes, ".tomb-") || probe_has_prefix(after.quotas, ".tomb-"))
+	if (probe_has_reserved(after.subvolumes) || probe_has_reserved(after.quotas))
 		problem("%s returned 0 but left subvolumes \"%s\", quotas \"%s\"", what,
 			after.subvolumes, after.quotas);
 	for (const char *q = after.quotas; (q = strstr(q, id)); q++)
