@@ -395,17 +395,17 @@ test_quota_sizes() {
 	[[ $(bl usage q) == *$'\nlimit: 67108864\nrecorded_limit: 67108864\n'* ]]
 	verdict "... and the limit is still 64M"
 	[[ $(<"$H/quotas/q") == 67108864 ]]; verdict "... and so is its record"
-	# an exclusive limit is no layer's: each command's open puts the
-	# layer's limits back to its record, and usage shows what is left
+	# an exclusive limit an administrator set: no open, get (path) or
+	# usage touches it, and usage shows it beside the size limit
 	btrfs qgroup limit -e 4M "$(bl path q)"
 	t "usage after an exclusive limit was set" 0 bl usage q
-	grep -qx 'exclusive_limit: 0' <<<"$OUT" && grep -qx 'limit: 67108864' <<<"$OUT"
-	verdict "usage shows the exclusive limit, cleared by open, and the size limit kept"
-	btrfs qgroup show -re --raw "$MNT" | grep -q "^0/$(bl usage q | sed -n 's/^subvolume_id: //p') .* 67108864 *none "
+	grep -qx 'exclusive_limit: 4194304' <<<"$OUT" && grep -qx 'limit: 67108864' <<<"$OUT"
+	verdict "usage shows the exclusive limit, kept, and the size limit"
+	btrfs qgroup show -re --raw "$MNT" | grep -q "^0/$(bl usage q | sed -n 's/^subvolume_id: //p') .* 67108864 *4194304 "
 	verdict "... as the kernel has them"
 	t "usage --json" 0 bl usage --json q
 	json_check "usage --json with exclusive_limit is valid JSON" "$OUT"
-	[[ $OUT == *'"exclusive_limit": 0,'* ]]; verdict "usage --json has the exclusive limit"
+	[[ $OUT == *'"exclusive_limit": 4194304,'* ]]; verdict "usage --json has the exclusive limit"
 	t "quota q none" 0 bl quota q none
 	[[ $(bl usage q) == *$'\nlimit: 0\nrecorded_limit: 0\nexclusive_limit: 0\n'* ]]
 	verdict "... clears the size limit"

@@ -19,7 +19,8 @@
  *   set/clear_quota: the kernel's limit and the quota file agree, both old
  *            or both new.
  * A reserved name in quotas/ that announces nothing (an intent whose
- * unlink failed, stripped of its attribute) may stay until the next open;
+ * unlink failed, stripped of its attribute), or a stand-in of a reserved
+ * subvolume that is gone, may stay until the next open;
  * in pass 2, so may a layer's record held by its removal's intent.
  * Every other layer stays as it was; after close (which cleans up the
  * handle's own reserved names) and the next open, the contract's invariants
@@ -719,6 +720,16 @@ static bool inert_quota_file(struct ctx *c, const char *name)
 	       errno == ENODATA;
 }
 
+/* A stand-in in subvolumes/.staging whose subvolume is gone: what a
+ * failed unlink of it leaves, for close or the next open to delete. */
+static bool inert_stand_in(struct ctx *c, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/subvolumes/%s", c->home, name);
+	return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
 /* Names under subvolumes/ and quotas/ that are not layers or quota files:
  * markers in quotas/, and reserved names only where allowed (noted in
  * v->leftovers): tombstones, and temporaries too when `allow_tmp`; inert
@@ -745,7 +756,8 @@ static void check_reserved(struct ctx *c, bool allow_tomb, bool allow_tmp, bool 
 				continue;
 			if ((allow_tomb && !strncmp(n, ".tomb-", 6)) ||
 			    (allow_tmp && !strncmp(n, ".tmp-", 5)) ||
-			    (allow_inert && i == 3 && inert_quota_file(c, n))) {
+			    (allow_inert && i == 3 && inert_quota_file(c, n)) ||
+			    (allow_inert && i == 2 && inert_stand_in(c, n))) {
 				v->leftovers = true;
 				continue;
 			}

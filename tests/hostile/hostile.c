@@ -323,7 +323,8 @@ static int plant_chardev(struct env *e, const char *path, const char *arg)
 }
 
 /* The same at the qgroup marker remove writes for layer "base"
- * (quotas/.qgroup-<its subvolume id>, which only a running case knows):
+ * (quotas/.staging/.qgroup-<its subvolume id>, which only a running case
+ * knows):
  * e->plant_path becomes that. */
 static int plant_marker_chardev(struct env *e, const char *path, const char *arg)
 {
@@ -930,7 +931,7 @@ static void add_device_cases(void)
 					  .op = ops[j], .call = { .id = "base" },
 					  .expect = ops[j] == OP_EXISTS, .check = check_device_limit_8m });
 		add((struct row){ "devices", ownf("remove: the qgroup marker is %s", devices[i].name),
-				  .plant = plant_marker_chardev, .at = "quotas/.qgroup-of-base",
+				  .plant = plant_marker_chardev, .at = "quotas/.staging/.qgroup-of-base",
 				  .plant_arg = devices[i].arg, .with_layer = "base",
 				  .with_layer_opts = sized, .n_with_layer_opts = 1, .op = OP_REMOVE,
 				  .call = { .id = "base" }, .expect = -EINVAL, .needle = "@",

@@ -298,10 +298,13 @@ static bool quota_file(struct ctx *c, const char *id, char *buf, size_t len)
 	return true;
 }
 
+/* Entries of dir and of its .staging directory, where the library keeps
+ * its reserved names (the directory itself not counted). */
 static int count_entries(const char *dir)
 {
-	char cmd[PATH_MAX];
-	snprintf(cmd, sizeof(cmd), "ls -A '%s' | wc -l", dir);
+	char cmd[3 * PATH_MAX];
+	snprintf(cmd, sizeof(cmd), "{ ls -A '%s' | grep -vx .staging; ls -A '%s/.staging' "
+		 "2>/dev/null; } | wc -l", dir, dir);
 	FILE *p = popen(cmd, "r");
 	int n = -1;
 	assert_non_null(p);
