@@ -73,9 +73,6 @@ struct btrfslayer {
 	unsigned slot;		/* this handle's session slot */
 	struct bl_sweep_report sweep;	/* what open's recovery sweep did */
 	bool mount_home;	/* btrfs.mount_home; true unless turned off */
-	uint64_t home_mount_id;	/* the library's bind mount on home this handle
-				 * works through, as in /proc/self/mountinfo;
-				 * 0 when it works through none */
 	int base_fd;		/* home on a private clone of its mount, which
 				 * no unmount at home waits for (mount.c); -1 */
 	bool home_made;		/* this open made home */

@@ -268,7 +268,6 @@ static int resolve(btrfslayer *h, const struct stat *want, int *fd, uint64_t *to
 
 int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
 {
-	struct mount_record rec;
 	struct stat want;
 	uint64_t top, made;
 	int fd = -1;
@@ -284,13 +283,12 @@ int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
 	else
 		close(h->home_fd);
 	h->home_fd = fd;
-	bool recorded = record_read(h, &rec);
-	if (top) {
-		if (recorded && top == rec.id &&
-		    (!rec.unique || rec.unique == unique_mount_id(h->home_fd)))
-			h->home_mount_id = top;	/* the library's: adopt it */
-		return 0;	/* someone else's: use it, never touch it */
-	}
+	/* A mount at home already: the library's (the record names it), which
+	 * this handle adopts, or someone else's, which it uses and never
+	 * touches.  Either way there is nothing to do here: the last close
+	 * asks the record again. */
+	if (top)
+		return 0;
 
 	fd = -1;
 	r = bind_by_fd(h, &made, &fd, err);
@@ -308,7 +306,6 @@ int bl_home_mount(btrfslayer *h, btrfslayer_error **err)
 	}
 	if (r < 0)
 		return r;
-	h->home_mount_id = made;
 	/* The old home_fd is on the mount below: a container's mount
 	 * propagation happens on the new one, so the handle must work there. */
 	close(h->home_fd);
