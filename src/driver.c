@@ -214,8 +214,11 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 	}
 	if (!exists) {
 		/* a failed open leaves it empty: it takes back what it made in it */
-		r = make_dir_if_missing(-ENOENT, parent_fd, base, HOME_MODE, 0, 0, false,
-					&h->home_made, home, err);
+		h->home_made = mkdirat(parent_fd, base, HOME_MODE) == 0;
+		if (!h->home_made && errno != EEXIST)
+			r = bl_fail(err, -errno, "create directory: %s", home);
+		else if ((r = open_dir(parent_fd, base, home, err)) == -ENOENT)
+			bl_fail(err, r, "open new directory: %s", home);
 		if (r >= 0) {
 			h->home_fd = r;
 			r = 0;

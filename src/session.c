@@ -139,7 +139,7 @@ int bl_session_lock_home_at(int dirfd)
 	return fd;
 }
 
-/* Whether the file lock_fd holds is `name` in dirfd. */
+/* Whether the file the handle holds locks in is dirfd's .lock. */
 static bool is_lock_file(const btrfslayer *h, int dirfd)
 {
 	struct stat held, named;
