@@ -240,7 +240,9 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
  * a handle being opened right then) it stays, still recorded, close returns
  * 0 and logs that at BTRFSLAYER_LOG_INFO, and the next open adopts it; the
  * close of the last handle after that takes it down.  While other handles
- * are open the mount stays for them, and close returns 0. */
+ * are open the mount stays for them, and close returns 0.  A handle opened
+ * with btrfs.mount_home=false counts among them but never unmounts: when it
+ * is the last, the mount stays recorded for the next open. */
 BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- layers -------------------------------------------------------------- */
