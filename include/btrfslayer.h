@@ -179,10 +179,13 @@ typedef struct btrfslayer_idmap {
  * Open (creating if needed) the store at `home`.  If home exists it must be on
  * btrfs, else its parent must be; otherwise -BTRFSLAYER_ENOTBTRFS.  A home that
  * is a symlink is refused (-ELOOP).  Creates home, HOME/subvolumes,
- * HOME/quotas and HOME/.lock (never removed), then runs the recovery sweep
- * (see "Threads, processes and crashes" above).  A symlink, a non-directory (-ENOTDIR) or a mount point
- * (-EXDEV) at either is refused before anything is made; an open that fails
- * later removes the ones it made (an empty home it made stays).
+ * HOME/quotas, HOME/.lock and HOME/.idmap (below), then runs the recovery
+ * sweep (see "Threads, processes and crashes" above).  A symlink, a
+ * non-directory (-ENOTDIR) or a mount point (-EXDEV) at subvolumes/ or
+ * quotas/ is refused before anything is made.  An open that fails later
+ * takes back what it made in home (subvolumes/, quotas/, .lock, .idmap, the
+ * bind mount) unless another handle has opened home meanwhile, and logs
+ * nothing unless that cleanup itself fails; an empty home it made stays.
  *
  * options: n_options "key=value" strings, keys case-insensitive:
  *   btrfs.min_space=SIZE   the smallest per-layer size limit; turns quotas
@@ -209,19 +212,38 @@ typedef struct btrfslayer_idmap {
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
  * not overflow 32 bits (-EINVAL).  New empty layers' roots are owned by the
- * host ids of container root, mode 0755.  Home and HOME/subvolumes, made
- * now or found, get the layout of moby's CVE-2021-21284 fix: owner the
- * caller's effective uid, group the host gid of container root, mode 0710.
+ * host ids of container root, mode 0755.  A home records the maps it was
+ * laid out for in HOME/.idmap (written atomically: temporary file, fsync,
+ * rename, fsync of home), and an open never re-owns a home on its own:
+ *   - home has a record: an open without maps adopts the recorded maps (new
+ *     layers belong to their container root); an open with maps that differ
+ *     (in anything but order) fails with -EBUSY, naming home and both maps.
+ *     Nothing is re-owned either way.
+ *   - home has no record: when this open makes home, or is given maps, home,
+ *     HOME/subvolumes and HOME/quotas (found or made) get the layout of
+ *     moby's CVE-2021-21284 fix: owner the caller's effective uid, group the
+ *     host gid of container root, mode 0710 (quotas/: 0700); then the record
+ *     is written (no maps: a record of none).  Otherwise (a home made by
+ *     hand or by an older version, opened without maps) the directories
+ *     found keep their owner and mode, and no record is written.
+ * To change a home's maps, close every handle and remove HOME/.idmap;
+ * layers made before keep their owners.  A record that does not parse
+ * fails the open (-EINVAL, naming it).
  *
  * Home as a mount point.  Shared mount propagation between a container and
  * the host needs home to be a mount point.  When this process's mount table
  * (read with libmount) has no mount at home, open bind-mounts home onto
- * itself, and the handle works through that mount.  This needs CAP_SYS_ADMIN
- * in the mount namespace; btrfs.mount_home=false turns it off.  Close
- * unmounts it only if it is still the topmost mount at home; a mount that
- * was at home before open is never touched.  A second handle on the same home
- * finds a mount point and makes none: the mount is the first handle's.
- * Closing the first while the second is open gets -EBUSY (see close).
+ * itself, records it in HOME/.mount, and the handle works through that
+ * mount.  This needs CAP_SYS_ADMIN in the mount namespace;
+ * btrfs.mount_home=false turns it off (such a handle never mounts or
+ * unmounts).  The mount belongs to the home, not to the handle that made
+ * it: every later open (in any process) finds it and works through it, and
+ * the close of the last handle on home takes it down, whichever handle made
+ * it.  Opens and closes decide this under a lock in HOME/.lock, so any
+ * number of them may run at once.  A mount at home that the record does not
+ * name (made before open, or by someone else, or stacked on ours) is never
+ * touched.  One mount namespace per home: a handle in another namespace
+ * sees its own mount table.
  */
 BTRFSLAYER_API int btrfslayer_open(const char *home,
 				   const char *const *options, size_t n_options,
@@ -232,12 +254,16 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 /* Free the handle (always, even when it returns an error).  Never changes a
  * filesystem-wide setting: quotas stay on and every limit stays.  NULL is a
  * no-op.
- * Unmounts the bind mount open made on home, if any.  The unmount is never
- * lazy: while the mount is in use (another handle on this home, a process
- * whose working directory is under it, a mount below it) close returns
- * -EBUSY and leaves it, and from then on no handle owns it: a later open
- * uses it as a mount point and leaves it alone, as any mount made by
- * someone else. */
+ * When this is the last handle on home (in any process) and the topmost
+ * mount at home is the library's bind mount (HOME/.mount), close unmounts
+ * it.  The unmount is never lazy: while the mount is in use (a process
+ * whose working directory or an open file is under it, a mount below it, or
+ * a handle being opened right then) it stays, still recorded, close returns
+ * 0 and logs that at BTRFSLAYER_LOG_INFO, and the next open adopts it; the
+ * close of the last handle after that takes it down.  While other handles
+ * are open the mount stays for them, and close returns 0.  A handle opened
+ * with btrfs.mount_home=false counts among them but never unmounts: when it
+ * is the last, the mount stays recorded for the next open. */
 BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- layers -------------------------------------------------------------- */

@@ -166,9 +166,10 @@ static int open_dir(int dirfd, const char *name, const char *path, btrfslayer_er
 
 /* Finish what open_dir() found at `name`: when it was missing (-ENOENT),
  * make it (*made says so) and open it; then give it the layout's owner and
- * mode. */
+ * mode if it was made or lay_out says so. */
 static int make_dir_if_missing(int fd, int dirfd, const char *name, mode_t mode, uid_t uid,
-			       gid_t gid, bool *made, const char *path, btrfslayer_error **err)
+			       gid_t gid, bool lay_out, bool *made, const char *path,
+			       btrfslayer_error **err)
 {
 	*made = false;
 	if (fd == -ENOENT) {
@@ -179,7 +180,7 @@ static int make_dir_if_missing(int fd, int dirfd, const char *name, mode_t mode,
 		if (fd == -ENOENT)
 			return bl_fail(err, fd, "open new directory: %s", path);
 	}
-	if (fd < 0)
+	if (fd < 0 || !(lay_out || *made))
 		return fd;
 	int r = set_layout(fd, mode, uid, gid, path, err);
 	if (r < 0) {
@@ -189,6 +190,8 @@ static int make_dir_if_missing(int fd, int dirfd, const char *name, mode_t mode,
 	return fd;
 }
 
+/* Find or make home; its owner and mode are set later, under the home
+ * lock (set_up_home()).  h->home_made says whether this call made it. */
 static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 {
 	char *copy = strdup(home);
@@ -233,12 +236,13 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 		bl_fail(err, r, "open home: %s", home);
 		goto out;
 	}
-	if (exists) {
-		r = set_layout(h->home_fd, HOME_MODE, geteuid(), h->root_gid, home, err);
-	} else {
-		bool made;	/* an empty home a failed open made stays */
-		r = make_dir_if_missing(-ENOENT, parent_fd, base, HOME_MODE, geteuid(),
-					h->root_gid, &made, home, err);
+	if (!exists) {
+		/* a failed open leaves it empty: it takes back what it made in it */
+		h->home_made = mkdirat(parent_fd, base, HOME_MODE) == 0;
+		if (!h->home_made && errno != EEXIST)
+			r = bl_fail(err, -errno, "create directory: %s", home);
+		else if ((r = open_dir(parent_fd, base, home, err)) == -ENOENT)
+			bl_fail(err, r, "open new directory: %s", home);
 		if (r >= 0) {
 			h->home_fd = r;
 			r = 0;
@@ -266,9 +270,10 @@ static int resolve_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 }
 
 /* subvolumes/, which must be on home's btrfs, and quotas/.  Whatever is
- * planted at either is refused before the other is made; `made` says which
- * of them this call created, for undo_layout(). */
-static int open_layout(btrfslayer *h, bool made[2], btrfslayer_error **err)
+ * planted at either is refused before the other is made.  Found ones get
+ * the layout only when lay_out says so; h->layout_made says which of them
+ * this call created, for undo_layout(). */
+static int open_layout(btrfslayer *h, bool lay_out, btrfslayer_error **err)
 {
 	static const char *const names[2] = { SUBVOLUMES, BL_QUOTAS };
 	static const mode_t modes[2] = { HOME_MODE, QUOTAS_MODE };
@@ -289,7 +294,7 @@ static int open_layout(btrfslayer *h, bool made[2], btrfslayer_error **err)
 			continue;
 		}
 		r = make_dir_if_missing(found[i], h->home_fd, names[i], modes[i], geteuid(),
-					h->root_gid, &made[i], paths[i], err);
+					h->root_gid, lay_out, &h->layout_made[i], paths[i], err);
 		if (r >= 0)
 			*fds[i] = r;
 	}
@@ -308,8 +313,27 @@ static int open_layout(btrfslayer *h, bool made[2], btrfslayer_error **err)
 	return 0;
 }
 
-/* A failed open takes back the directories it made in home. */
-static void undo_layout(btrfslayer *h, const bool made[2])
+/* Refuse what is planted at subvolumes/ or quotas/ before anything is made
+ * in home, HOME/.lock included; open_layout() checks again under the home
+ * lock. */
+static int check_layout(btrfslayer *h, btrfslayer_error **err)
+{
+	static const char *const names[2] = { SUBVOLUMES, BL_QUOTAS };
+	char path[PATH_MAX];
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", h->home, names[i]);
+		int fd = open_dir(h->home_fd, names[i], path, err);
+		if (fd < 0 && fd != -ENOENT)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+	}
+	return 0;
+}
+
+/* A failed open takes back what it made in home: subvolumes/, quotas/ and
+ * the id-map record.  Under the home lock, with no other handle open. */
+static void undo_layout(btrfslayer *h)
 {
 	static const char *const names[2] = { SUBVOLUMES, BL_QUOTAS };
 	if (h->subvolumes_fd >= 0)
@@ -318,9 +342,109 @@ static void undo_layout(btrfslayer *h, const bool made[2])
 		close(h->quotas_fd);
 	h->subvolumes_fd = h->quotas_fd = -1;
 	for (int i = 0; i < 2; i++)
-		if (made[i] && unlinkat(h->home_fd, names[i], AT_REMOVEDIR) < 0)
+		if (h->layout_made[i] && unlinkat(h->home_fd, names[i], AT_REMOVEDIR) < 0)
 			bl_log(BTRFSLAYER_LOG_WARNING, "cleanup after failed open: remove %s/%s: %s",
 			       h->home, names[i], strerror(errno));
+	bl_home_maps_undo(h, h->home_fd);
+}
+
+/* A slot in HOME/.lock, then the home lock, on the file that is still
+ * HOME/.lock: a failed open may remove a .lock it made (shut()). */
+static int take_session(btrfslayer *h, btrfslayer_error **err)
+{
+	for (int attempt = 0; attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
+		h->lock_made = !bl_session_exists(h->home_fd);
+		int r = bl_session_open(h, err);
+		if (r < 0)
+			return r;
+		bl_session_lock_home(h);
+		if (bl_session_current(h))
+			return 0;
+		bl_session_close(h);
+	}
+	return bl_fail_msg(err, -EAGAIN, "open lock file: %s/.lock: removed again and again "
+			   "while being opened", h->home);
+}
+
+/* Under the home lock: the mount at home, the id maps and the layout.  The
+ * id-map record is written last: a home that has one is laid out for it. */
+static int set_up_home(btrfslayer *h, const btrfslayer_idmap *uid_map, size_t n_uid_map,
+		       const btrfslayer_idmap *gid_map, size_t n_gid_map,
+		       btrfslayer_error **err)
+{
+	bool lay_out = false;
+	int r = h->mount_home ? bl_home_mount(h, err) : 0;
+	if (r == 0)
+		r = bl_home_maps_check(h, uid_map, n_uid_map, gid_map, n_gid_map, h->home_made,
+				       &lay_out, err);
+	if (r == 0 && lay_out)
+		r = set_layout(h->home_fd, HOME_MODE, geteuid(), h->root_gid, h->home, err);
+	if (r == 0)
+		r = open_layout(h, lay_out, err);
+	if (r == 0)
+		r = bl_staging_open(h, err);
+	if (r == 0 && lay_out)
+		r = bl_home_maps_write(h, uid_map, n_uid_map, gid_map, n_gid_map, err);
+	return r;
+}
+
+/* Close the handle.  A failed open also takes back what it made in home
+ * (when no other handle has come to use it meanwhile): the layout, the
+ * id-map record and HOME/.lock.  An empty home it made stays. */
+static int shut(btrfslayer *h, bool failed, btrfslayer_error **err)
+{
+	int r = 0;
+	/* what a failed call of ours left; nothing to look for otherwise */
+	if (!failed && h->lock_fd >= 0 && h->staging_fd >= 0 && h->quota_staging_fd >= 0 &&
+	    __atomic_load_n(&h->leftovers, __ATOMIC_RELAXED))
+		bl_sweep_own(h);
+	if (!failed && h->home_fd >= 0)
+		bl_quota_retry_pending(h, SIZE_MAX);
+	/* every fd on home's mount goes before the unmount (a failed open's
+	 * undo, below, still needs those it made things in) */
+	if (!failed) {
+		bl_staging_close(h);
+		if (h->quotas_fd >= 0)
+			close(h->quotas_fd);
+		h->quotas_fd = -1;
+	}
+	if (h->lock_fd >= 0) {
+		bl_session_lock_home(h);
+		if (bl_session_alone(h)) {
+			if (failed && h->home_fd >= 0) {
+				bl_staging_undo(h, h->staging_made);
+				undo_layout(h);
+			}
+			if (h->mount_home)
+				r = bl_home_unmount(h, err);
+			if (failed && h->lock_made && h->lock_fd >= 0) {
+				int fd = h->base_fd >= 0 ? h->base_fd : h->home_fd;
+				int own = fd < 0 ? open(h->home, DIR_FLAGS) : -1;
+				bl_session_remove(h, fd >= 0 ? fd : own);
+				if (own >= 0)
+					close(own);
+			}
+		}
+	}
+	/* every fd on home goes while the session is held: the next closer
+	 * to see itself alone must find the mount free of this handle */
+	bl_staging_close(h);
+	if (h->quotas_fd >= 0)
+		close(h->quotas_fd);
+	if (h->subvolumes_fd >= 0)
+		close(h->subvolumes_fd);
+	if (h->home_fd >= 0)
+		close(h->home_fd);
+	if (h->base_fd >= 0)
+		close(h->base_fd);
+	bl_session_close(h);	/* releases every lock the handle holds */
+	for (size_t i = 0; i < BL_ID_LOCKS; i++)
+		pthread_mutex_destroy(&h->id_locks[i]);
+	pthread_mutex_destroy(&h->quota_lock);
+	free(h->pending_qgroups);
+	free(h->home);
+	free(h);
+	return r;
 }
 
 BTRFSLAYER_API int btrfslayer_open(const char *home,
@@ -341,7 +465,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	btrfslayer *h = calloc(1, sizeof(*h));
 	if (!h)
 		return bl_fail(err, -ENOMEM, "open: %s", home);
-	h->home_fd = h->subvolumes_fd = h->quotas_fd = h->lock_fd = -1;
+	h->home_fd = h->subvolumes_fd = h->quotas_fd = h->lock_fd = h->base_fd = -1;
 	h->staging_fd = h->quota_staging_fd = -1;
 	h->mount_home = true;
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
@@ -358,26 +482,24 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = open_home(h, home, err);
 	if (r == 0)
 		r = resolve_home(h, home, err);
+	if (r == 0)
+		r = check_layout(h, err);
 	if (r == 0 && h->mount_home)
-		r = bl_home_mount(h, err);	/* before subvolumes/ is opened on it */
-	bool made[2] = { false, false };
+		bl_home_private(h);	/* before HOME/.lock is opened through it */
 	if (r == 0)
-		r = open_layout(h, made, err);
+		r = take_session(h, err);
 	if (r == 0)
-		r = bl_staging_open(h, err);
+		r = set_up_home(h, uid_map, n_uid_map, gid_map, n_gid_map, err);
 	if (r == 0)
-		r = bl_session_open(h, err);
+		bl_session_unlock_home(h);
 	if (r == 0 && quotas_wanted)
 		r = bl_quota_open(h, err);
 	if (r == 0)
 		bl_sweep(h);
 	if (r < 0) {
 		btrfslayer_error *cleanup = NULL;
-		bl_staging_undo(h, h->staging_made);
-		if (h->home_fd >= 0)
-			undo_layout(h, made);
 		/* a failed open leaves no mount behind */
-		if (btrfslayer_close(h, &cleanup) < 0)
+		if (shut(h, true, &cleanup) < 0)
 			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed open: %s",
 			       btrfslayer_error_message(cleanup));
 		btrfslayer_error_free(cleanup);
@@ -392,28 +514,7 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err)
 	bl_clear_error(err);
 	if (!h)
 		return 0;
-	/* what a failed call of ours left; nothing to look for otherwise */
-	if (h->lock_fd >= 0 && __atomic_load_n(&h->leftovers, __ATOMIC_RELAXED))
-		bl_sweep_own(h);
-	if (h->home_fd >= 0)
-		bl_quota_retry_pending(h, SIZE_MAX);
-	/* every fd on home's mount goes before the unmount */
-	bl_staging_close(h);
-	if (h->quotas_fd >= 0)
-		close(h->quotas_fd);
-	bl_session_close(h);
-	int r = bl_home_unmount(h, err);
-	if (h->subvolumes_fd >= 0)
-		close(h->subvolumes_fd);
-	if (h->home_fd >= 0)
-		close(h->home_fd);
-	for (size_t i = 0; i < BL_ID_LOCKS; i++)
-		pthread_mutex_destroy(&h->id_locks[i]);
-	pthread_mutex_destroy(&h->quota_lock);
-	free(h->pending_qgroups);
-	free(h->home);
-	free(h);
-	return r;
+	return shut(h, false, err);
 }
 
 /* ---- layers ---------------------------------------------------------------- */

@@ -80,11 +80,15 @@ struct btrfslayer {
 	unsigned slot;		/* this handle's session slot */
 	struct bl_sweep_report sweep;	/* what open's recovery sweep did */
 	bool mount_home;	/* btrfs.mount_home; true unless turned off */
-	uint64_t home_mount_id;	/* the bind mount this handle made on home, as
-				 * in /proc/self/mountinfo; 0 when it made none */
 	unsigned leftovers;	/* reserved names a failed call of this handle
 				 * could not clean up (atomic): close sweeps
 				 * its own slot only when there are some */
+	int base_fd;		/* home on a private clone of its mount, which
+				 * no unmount at home waits for (mount.c); -1 */
+	bool home_made;		/* this open made home */
+	bool lock_made;		/* ... HOME/.lock */
+	bool layout_made[2];	/* ... HOME/subvolumes, HOME/quotas */
+	bool idmap_written;	/* ... HOME/.idmap */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -124,6 +128,24 @@ void bl_session_lock_id(btrfslayer *h, unsigned index);
 void bl_session_unlock_id(btrfslayer *h, unsigned index);
 /* bl_session_lock_id() without waiting: false when another handle holds it. */
 bool bl_session_trylock_id(btrfslayer *h, unsigned index);
+/* The home lock (session.c's header comment says what it serializes),
+ * waiting for another handle that holds it. */
+void bl_session_lock_home(btrfslayer *h);
+void bl_session_unlock_home(btrfslayer *h);
+/* The home lock on a fresh open of dirfd's .lock, for a handle that had to
+ * let go of its own: the fd that holds it, or a negative errno. */
+int bl_session_lock_home_at(int dirfd);
+/* Whether the file the handle locked is still HOME/.lock (through
+ * h->home_fd): a failed open may have removed it since.  Under the home
+ * lock. */
+bool bl_session_current(const btrfslayer *h);
+/* Whether dirfd has a .lock (or something in its place). */
+bool bl_session_exists(int dirfd);
+/* Whether no other handle holds a session slot. */
+bool bl_session_alone(const btrfslayer *h);
+/* Remove dirfd's .lock if it is the file the handle holds (a failed open
+ * that made it).  Under the home lock, with bl_session_alone(). */
+void bl_session_remove(btrfslayer *h, int dirfd);
 /* A fresh reserved name of this handle: <prefix><slot>-<16 hex>. */
 void bl_reserved_name(const btrfslayer *h, const char *prefix,
 		      char buf[BL_RESERVED_NAME_MAX]);
@@ -265,16 +287,48 @@ int bl_label_check(const char *label, btrfslayer_error **err);
 int bl_label_apply(int fd, const char *label, const char *path,
 		   btrfslayer_error **err);
 
+/* ---- homemap.c: records in home ------------------------------------------- */
+
+/* Read record `name` of dirfd (regular file, no symlink) into buf, NUL-
+ * terminated: its length, -ENOENT (no error set) when there is none, -EFBIG
+ * when it does not fit.  `path` is for messages. */
+int bl_record_read(int dirfd, const char *name, char *buf, size_t size, const char *path,
+		   btrfslayer_error **err);
+/* Write record `name` whole: "<name>.tmp", then rename; with fsync of both
+ * when durable.  Under the home lock. */
+int bl_record_write(int dirfd, const char *name, const char *text, bool durable,
+		    const char *path, btrfslayer_error **err);
+/* Remove it; a missing one is fine, a failure is logged. */
+void bl_record_remove(int dirfd, const char *name, const char *path);
+/* Under the home lock: check the caller's id maps against HOME/.idmap.  A
+ * record and no maps: adopt the record's (h->root_uid/gid).  A record and
+ * other maps: -EBUSY naming both.  No record: *lay_out says whether home is
+ * to be laid out for the caller's maps and the record written
+ * (bl_home_maps_write(), last): when maps are given or home_made.  Without
+ * either, home is someone else's and stays as it is. */
+int bl_home_maps_check(btrfslayer *h, const btrfslayer_idmap *uid_map, size_t n_uid_map,
+		       const btrfslayer_idmap *gid_map, size_t n_gid_map, bool home_made,
+		       bool *lay_out, btrfslayer_error **err);
+int bl_home_maps_write(btrfslayer *h, const btrfslayer_idmap *uid_map, size_t n_uid_map,
+		       const btrfslayer_idmap *gid_map, size_t n_gid_map, btrfslayer_error **err);
+/* A failed open takes back the record it wrote (through dirfd). */
+void bl_home_maps_undo(btrfslayer *h, int dirfd);
+
 /* ---- mount.c -------------------------------------------------------------- */
 
-/* Make home a mount point of its own when it is not one: bind-mount it onto
- * itself, then move h->home_fd onto the new mount so that everything the
- * handle does goes through it.  Sets h->home_mount_id when it mounts.  Call
- * before subvolumes/ is opened. */
+/* Before the session: move h->home_fd onto a private clone of home's mount,
+ * so that HOME/.lock, opened through it, never keeps a mount at home busy.
+ * Without open_tree (or the privilege) h->home_fd stays as it is. */
+void bl_home_private(btrfslayer *h);
+/* Under the home lock: resolve home again by path, and make it a mount
+ * point of its own when it is not one (bind-mount it onto itself and record
+ * that in HOME/.mount).  h->home_fd ends on the topmost mount at home, and
+ * h->base_fd takes the private one. */
 int bl_home_mount(btrfslayer *h, btrfslayer_error **err);
-/* Undo bl_home_mount(): if the mount this handle made is still the topmost
- * one at home, close the handle's directory fds (they would keep it busy) and
- * unmount it.  Anything else at home is left alone. */
+/* Under the home lock, when no other handle is open: if the topmost mount
+ * at home is the one HOME/.mount records, close the handle's fds on it and
+ * unmount it.  A busy one stays recorded, for the next open to adopt, and is
+ * no error.  Anything else at home is left alone. */
 int bl_home_unmount(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- ioctl.c: the only module that speaks to btrfs ---------------------- */

@@ -6,9 +6,18 @@
  * locks: they belong to the handle's own open of the file (two handles of
  * one process do not share them) and vanish when the process dies, however
  * it dies.  Its bytes [0, BL_SESSION_SLOTS) are session slots, one held by
- * each open handle; the next BL_ID_LOCKS bytes are the id locks.  A name a
- * handle reserves carries its slot, so the sweep of a later open can tell
- * what a dead handle left from what a live one is still building.
+ * each open handle; the next BL_ID_LOCKS bytes are the id locks, and the
+ * byte after them is the home lock.  A name a handle reserves carries its
+ * slot, so the sweep of a later open can tell what a dead handle left from
+ * what a live one is still building.
+ *
+ * The home lock serializes what opens and closes decide about home itself:
+ * the bind mount on it, its records (.idmap, .mount) and its layout.  An
+ * opener takes its slot first, then the home lock; a closer that holds the
+ * home lock and sees no other slot held knows that every other opener is
+ * still to take the home lock, and will see what it leaves.  A closer may
+ * remove a .lock its failed open made: an opener checks, under the home
+ * lock, that the file it locked is still HOME/.lock, and starts over if not.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +36,7 @@
 
 #define LOCK_FILE ".lock"
 #define ID_LOCKS_START BL_SESSION_SLOTS
+#define HOME_LOCK (ID_LOCKS_START + BL_ID_LOCKS)
 
 static int byte_lock(int fd, int cmd, short type, off_t start, off_t len)
 {
@@ -97,6 +107,59 @@ void bl_session_unlock_id(btrfslayer *h, unsigned index)
 	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, ID_LOCKS_START + index, 1);
 }
 
+void bl_session_lock_home(btrfslayer *h)
+{
+	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, HOME_LOCK, 1);
+	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
+		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
+		       btrfslayer_strerror(r));
+}
+
+void bl_session_unlock_home(btrfslayer *h)
+{
+	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, HOME_LOCK, 1);
+}
+
+int bl_session_lock_home_at(int dirfd)
+{
+	int fd = openat(dirfd, LOCK_FILE, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = byte_lock(fd, F_OFD_SETLKW, F_WRLCK, HOME_LOCK, 1);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Whether the file the handle holds locks in is dirfd's .lock. */
+static bool is_lock_file(const btrfslayer *h, int dirfd)
+{
+	struct stat held, named;
+	return fstat(h->lock_fd, &held) == 0 && held.st_nlink > 0 &&
+	       fstatat(dirfd, LOCK_FILE, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
+
+bool bl_session_current(const btrfslayer *h)
+{
+	return is_lock_file(h, h->home_fd);
+}
+
+bool bl_session_exists(int dirfd)
+{
+	struct stat st;
+	return fstatat(dirfd, LOCK_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+}
+
+void bl_session_remove(btrfslayer *h, int dirfd)
+{
+	if (is_lock_file(h, dirfd) && unlinkat(dirfd, LOCK_FILE, 0) < 0)
+		bl_log(BTRFSLAYER_LOG_WARNING, "cleanup after failed open: remove %s/" LOCK_FILE
+		       ": %s", h->home, strerror(errno));
+}
+
 void bl_reserved_name(const btrfslayer *h, const char *prefix,
 		      char buf[BL_RESERVED_NAME_MAX])
 {
@@ -134,6 +197,11 @@ static bool held_by_another(const btrfslayer *h, off_t start, off_t len)
 {
 	int type = byte_lock(h->lock_fd, F_OFD_GETLK, F_WRLCK, start, len);
 	return type != F_UNLCK;	/* an error counts as held: keep things */
+}
+
+bool bl_session_alone(const btrfslayer *h)
+{
+	return !held_by_another(h, 0, BL_SESSION_SLOTS);
 }
 
 bool bl_reserved_name_mine(const btrfslayer *h, const char *name, const char *prefix)

@@ -25,7 +25,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Long-only options get values past any char so that they never alias a
  * short option in getopt's results. */
 enum { OPT_HOME = 256, OPT_JSON, OPT_PARENT, OPT_READ_ONLY, OPT_LABEL,
-       OPT_STORAGE_OPT, OPT_SYNC };
+       OPT_STORAGE_OPT, OPT_SYNC, OPT_UIDMAP, OPT_GIDMAP };
 
 /* A list of borrowed argv strings; sized for the whole argv up front, so
  * adding never reallocates. */
@@ -37,6 +37,8 @@ struct strv {
 struct ctx {
 	const char *home;
 	struct strv options;	/* -o KEY=VALUE, for btrfslayer_open() */
+	btrfslayer_idmap *maps[2];	/* --uidmap, --gidmap; sized for argv */
+	size_t n_maps[2];
 	int json;
 	int verbose;
 	btrfslayer *h;		/* opened by a command once its args are OK */
@@ -183,7 +185,8 @@ static int open_store(struct ctx *c)
 {
 	btrfslayer_error *err = NULL;
 	int rc = btrfslayer_open(c->home, c->options.v, c->options.n,
-				 NULL, 0, NULL, 0, &c->h, &err);
+				 c->maps[0], c->n_maps[0], c->maps[1], c->n_maps[1],
+				 &c->h, &err);
 
 	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
 }
@@ -482,13 +485,17 @@ static void print_help(void)
 {
 	size_t i;
 
-	printf("Usage: " PROG " [--home DIR] [-o KEY=VALUE]... [--json] "
-	       "[-v] COMMAND [ARGS]\n\n"
+	printf("Usage: " PROG " [--home DIR] [-o KEY=VALUE]... "
+	       "[--uidmap C:H:N]... [--gidmap C:H:N]... [--json] [-v] COMMAND [ARGS]\n\n"
 	       "Container layers as btrfs subvolumes.\n\n"
 	       "Options:\n"
 	       "  --home DIR      the store (default: $BTRFSLAYER_HOME, "
 	       "else " DEFAULT_HOME ")\n"
 	       "  -o KEY=VALUE    store option, e.g. btrfs.min_space=10G\n"
+	       "  --uidmap C:H:N  user-namespace uid map entry: container id C is\n"
+	       "                  host id H, for N ids (repeatable); without maps,\n"
+	       "                  a home's recorded maps are used\n"
+	       "  --gidmap C:H:N  the same for gids\n"
 	       "  --json          JSON output for ls, status and usage\n"
 	       "  -v, --verbose   print the library's info and debug messages\n"
 	       "  -h, --help      show this help\n\n"
@@ -524,6 +531,41 @@ static const struct command *find_command(const char *name)
 
 /* ---- main ------------------------------------------------------------------------ */
 
+/* One decimal field of an id map, ending at `end`. */
+static int map_field(const char **s, char end, uint32_t *out)
+{
+	const char *p = *s;
+	uint64_t v = 0;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > UINT32_MAX)
+			return -1;
+	}
+	if (*p != end)
+		return -1;
+	*out = (uint32_t)v;
+	*s = p + (end ? 1 : 0);
+	return 0;
+}
+
+/* --uidmap/--gidmap CONTAINER:HOST:SIZE, as Docker's --userns-remap maps;
+ * the library checks the maps themselves (root mapped, no overlap). */
+static int add_map(struct ctx *c, int kind, const char *arg)
+{
+	btrfslayer_idmap *m = &c->maps[kind][c->n_maps[kind]];
+	const char *p = arg;
+
+	if (map_field(&p, ':', &m->container_id) < 0 ||
+	    map_field(&p, ':', &m->host_id) < 0 || map_field(&p, '\0', &m->size) < 0)
+		return usage_error("invalid --%s '%s' (want CONTAINER:HOST:SIZE, "
+				   "e.g. 0:100000:65536)", kind ? "gidmap" : "uidmap", arg);
+	c->n_maps[kind]++;
+	return EXIT_OK;
+}
+
 /* Options before the command.  "+" stops at the first operand so that the
  * command's own options are left for it.  Returns EXIT_OK, EXIT_USAGE, or
  * -1 when --help was handled. */
@@ -532,6 +574,8 @@ static int parse_global(struct ctx *c, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "home", required_argument, NULL, OPT_HOME },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "uidmap", required_argument, NULL, OPT_UIDMAP },
+		{ "gidmap", required_argument, NULL, OPT_GIDMAP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -549,6 +593,11 @@ static int parse_global(struct ctx *c, int argc, char **argv)
 			break;
 		case 'o':
 			c->options.v[c->options.n++] = optarg;
+			break;
+		case OPT_UIDMAP:
+		case OPT_GIDMAP:
+			if (add_map(c, opt == OPT_GIDMAP, optarg) != EXIT_OK)
+				return EXIT_USAGE;
 			break;
 		case 'v':
 			c->verbose = 1;
@@ -610,7 +659,12 @@ int main(int argc, char **argv)
 	c.home = env && *env ? env : DEFAULT_HOME;
 	/* Every -o takes at least one argv slot. */
 	c.options.v = calloc((size_t)argc, sizeof(*c.options.v));
-	if (!c.options.v) {
+	c.maps[0] = calloc((size_t)argc, sizeof(*c.maps[0]));
+	c.maps[1] = calloc((size_t)argc, sizeof(*c.maps[1]));
+	if (!c.options.v || !c.maps[0] || !c.maps[1]) {
+		free(c.options.v);
+		free(c.maps[0]);
+		free(c.maps[1]);
 		perror(PROG);
 		return EXIT_FAIL;
 	}
@@ -619,5 +673,7 @@ int main(int argc, char **argv)
 	rc = close_store(&c, rc);
 	btrfslayer_set_log_fn(NULL, NULL);
 	free(c.options.v);
+	free(c.maps[0]);
+	free(c.maps[1]);
 	return flush_stdout(rc);
 }

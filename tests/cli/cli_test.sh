@@ -412,7 +412,44 @@ test_quota_sizes() {
 	t "rm q" 0 bl rm q
 }
 
+# --uidmap/--gidmap: the syntax is the CLI's (exit 2), the maps' sense the
+# library's (exit 1).  A home records its maps: a command without maps uses
+# them and re-owns nothing, one with other maps is refused.
+test_idmaps() {
+	local M=$MNT/mapped arg
+	for arg in 0:1 x:1:2 0:100000:65536:1 0:100000: :1:2 0:4294967296:1 -1:0:1 ''; do
+		t "--uidmap '$arg' is a usage error" 2 bl --uidmap "$arg" ls
+		usage_shape && [[ $ERR == *"--uidmap '$arg'"* ]]
+		verdict "--uidmap '$arg': usage message names it"
+	done
+	t "--gidmap 0:1 is a usage error" 2 bl --gidmap 0:1 ls
+	[[ $ERR == *"--gidmap '0:1'"* ]]; verdict "--gidmap: usage message names it"
+	t "--uidmap without container root is refused" 1 \
+		blh --home "$M" --uidmap 1:100000:10 ls
+	[[ $ERR == *"container id 0 is not mapped"* ]]; verdict "... by the library, saying why"
+	[[ ! -e $M ]]; verdict "... before anything is made"
+
+	local maps=(--uidmap 0:100000:65536 --gidmap 0:100000:1000 --gidmap 1000:300000:10)
+	t "create in a remapped home" 0 blh --home "$M" "${maps[@]}" create l
+	[[ $(stat -c %u:%g "$M/subvolumes/l") == 100000:100000 ]]
+	verdict "... the layer belongs to the remapped root"
+	[[ $(stat -c %u:%g:%a "$M") == 0:100000:710 ]]; verdict "... home has the CVE-2021-21284 layout"
+	t "ls without maps" 0 blh --home "$M" ls
+	[[ $(stat -c %u:%g:%a "$M" "$M/subvolumes") == $'0:100000:710\n0:100000:710' ]]
+	verdict "... re-owns nothing"
+	t "create without maps" 0 blh --home "$M" create by-admin
+	[[ $(stat -c %u:%g "$M/subvolumes/by-admin") == 100000:100000 ]]
+	verdict "... uses the maps home records"
+	t "the same maps in another order" 0 blh --home "$M" --uidmap 0:100000:65536 \
+		--gidmap 1000:300000:10 --gidmap 0:100000:1000 ls
+	t "other maps are refused" 1 blh --home "$M" --uidmap 0:200000:65536 ls
+	lib_shape && [[ $ERR == *"$M"* && $ERR == *0:100000:65536* && $ERR == *0:200000:65536* ]]
+	verdict "... naming home and both maps"
+	[[ $(stat -c %u:%g:%a "$M") == 0:100000:710 ]]; verdict "... and changing nothing"
+}
+
 setup
+test_idmaps
 test_basics
 test_usage_errors
 test_operand_counts

@@ -56,6 +56,15 @@ static bool path_exists(const char *path)
 	return lstat(path, &st) == 0;
 }
 
+static bool path_exists_in(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path_exists(path);
+}
+
+static void assert_owner_mode(const char *path, uid_t uid, gid_t gid, mode_t mode);
+
 /* ---- the mount table, as libmount reads it ------------------------------------ */
 
 struct mount_at {
@@ -259,9 +268,9 @@ static void test_mount_failed_open_leaves_none(void **state)
 	assert_false(is_mount_point(home));
 }
 
-/* Two handles on one home: the second finds a mount point and makes none.
- * The mount goes with the first handle's close, which needs the second
- * closed; while it is open, that close is EBUSY and the mount stays. */
+/* Two handles on one home: the second finds the mount and makes none.  The
+ * mount is the home's: it goes with the last handle's close, in either
+ * order, and no close fails for the other handle. */
 static void test_mount_two_handles(void **state)
 {
 	(void)state;
@@ -274,20 +283,153 @@ static void test_mount_two_handles(void **state)
 	assert_int_equal(mount_at(home).count, 1);
 	assert_int_equal(mount_at(home).id, id);
 	assert_ok(btrfslayer_close(second, ERR));
-	assert_int_equal(mount_at(home).id, id);	/* not the second's to take */
+	assert_int_equal(mount_at(home).id, id);	/* the first still uses it */
 	assert_ok(btrfslayer_close(first, ERR));
 	assert_false(is_mount_point(home));
 
-	/* the other order */
+	/* the other order: the maker closes first */
 	first = open_home(home, NULL, 0);
+	id = mount_at(home).id;
 	second = open_home(home, NULL, 0);
-	expect_fail(btrfslayer_close(first, ERR), -EBUSY, home);
-	assert_true(is_mount_point(home));
+	assert_ok(btrfslayer_close(first, ERR));
+	assert_int_equal(mount_at(home).count, 1);
+	assert_int_equal(mount_at(home).id, id);
 	assert_ok(btrfslayer_create(second, "still-works", NULL, 0, NULL, NULL, 0, ERR));
 	assert_ok(btrfslayer_close(second, ERR));
-	assert_true(is_mount_point(home));	/* nobody's now: left as found */
-	assert_int_equal(run("umount", home, NULL, NULL), 0);
+	assert_false(is_mount_point(home));	/* the last close took it down */
+	assert_false(path_exists_in(home, ".mount"));
+}
+
+/* A busy mount (a working directory under home) outlives the last close,
+ * which still succeeds; the next open adopts it, stacks nothing on it, and
+ * its close takes it down once it is free. */
+static void test_mount_busy_is_adopted(void **state)
+{
+	(void)state;
+	char home[HOME_MAX];
+	new_home(home, sizeof(home));
+	btrfslayer *h = open_home(home, NULL, 0);
+	int id = mount_at(home).id;
+	int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(cwd >= 0);
+	assert_int_equal(chdir(home), 0);	/* pins the mount */
+	assert_ok(btrfslayer_close(h, ERR));
+	assert_int_equal(mount_at(home).count, 1);
+	assert_int_equal(mount_at(home).id, id);
+	assert_true(path_exists_in(home, ".mount"));	/* still the library's */
+
+	h = open_home(home, NULL, 0);
+	assert_int_equal(mount_at(home).count, 1);	/* adopted, nothing stacked */
+	assert_int_equal(mount_at(home).id, id);
+	assert_int_equal(fchdir(cwd), 0);
+	close(cwd);
+	assert_ok(btrfslayer_close(h, ERR));
 	assert_false(is_mount_point(home));
+	assert_false(path_exists_in(home, ".mount"));
+}
+
+/* A mount someone else made at home is used, never taken down, even by
+ * the last close, and never recorded as the library's. */
+static void test_mount_foreign_never_touched(void **state)
+{
+	(void)state;
+	char home[HOME_MAX];
+	new_home(home, sizeof(home));
+	btrfslayer *h = open_home(home, NULL, 0);	/* makes home */
+	assert_ok(btrfslayer_close(h, ERR));
+	assert_int_equal(run("mount", "--bind", home, home), 0);
+	int id = mount_at(home).id;
+	btrfslayer *a = open_home(home, NULL, 0), *b = open_home(home, NULL, 0);
+	assert_ok(btrfslayer_close(a, ERR));
+	assert_ok(btrfslayer_close(b, ERR));
+	assert_int_equal(mount_at(home).count, 1);
+	assert_int_equal(mount_at(home).id, id);
+	assert_false(path_exists_in(home, ".mount"));
+	assert_int_equal(run("umount", home, NULL, NULL), 0);
+}
+
+/* ---- a failed open ---------------------------------------------------------------- */
+
+static char *logged;	/* what the library logged, one message a line */
+
+static void collect_log(int level, const char *message, void *userdata)
+{
+	(void)userdata;
+	size_t len = logged ? strlen(logged) : 0;
+	char *grown = realloc(logged, len + strlen(message) + 16);
+	assert_non_null(grown);
+	sprintf(grown + len, "%d %s\n", level, message);
+	logged = grown;
+}
+
+/* The names in dir, sorted, space-separated; "" when empty. */
+static char *listing(const char *dir)
+{
+	struct dirent **names;
+	int n = scandir(dir, &names, NULL, alphasort);
+	char *out = calloc(1, 4096);
+	assert_true(n >= 0);
+	assert_non_null(out);
+	for (int i = 0; i < n; i++) {
+		if (strcmp(names[i]->d_name, ".") && strcmp(names[i]->d_name, "..")) {
+			if (*out)
+				strcat(out, " ");
+			strncat(out, names[i]->d_name, 4096 - strlen(out) - 2);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return out;
+}
+
+/* quota_mode=qgroup on a filesystem with simple quotas fails (-EBUSY) after
+ * home, its lock and its layout were made: the open logs nothing (no false
+ * recovery warnings) and takes back everything it made in home. */
+static void test_failed_open_leaves_nothing(void **state)
+{
+	(void)state;
+	static const char *const simple[] = { "btrfs.quota_mode=simple" };
+	static const char *const qgroup[] = { "btrfs.quota_mode=qgroup" };
+	char home[HOME_MAX], used[HOME_MAX];
+	btrfslayer *h = NULL;
+	if (access("/sys/fs/btrfs/features/simple_quota", F_OK) < 0)
+		skip();
+	new_home(used, sizeof(used));
+	h = open_home(used, simple, 1);	/* simple quotas on, for the whole fs */
+	assert_ok(btrfslayer_create(h, "layer", NULL, 0, NULL, NULL, 0, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+	char *before = listing(used);
+
+	btrfslayer_set_log_fn(collect_log, NULL);
+	/* a home the open makes: it stays, empty */
+	new_home(home, sizeof(home));
+	expect_fail(btrfslayer_open(home, qgroup, 1, NULL, 0, NULL, 0, &h, ERR), -EBUSY,
+		    "simple");
+	assert_null(h);
+	char *after = listing(home);
+	assert_string_equal(after, "");
+	free(after);
+	assert_false(is_mount_point(home));
+	/* a home made by hand, empty: likewise */
+	assert_int_equal(rmdir(home), 0);
+	assert_int_equal(mkdir(home, 0750), 0);
+	expect_fail(btrfslayer_open(home, qgroup, 1, NULL, 0, NULL, 0, &h, ERR), -EBUSY,
+		    "simple");
+	after = listing(home);
+	assert_string_equal(after, "");
+	free(after);
+	assert_owner_mode(home, geteuid(), getegid(), 0750);
+	/* a home in use before: as it was */
+	expect_fail(btrfslayer_open(used, qgroup, 1, NULL, 0, NULL, 0, &h, ERR), -EBUSY,
+		    "simple");
+	after = listing(used);
+	assert_string_equal(after, before);
+	free(after);
+	assert_false(is_mount_point(used));
+	btrfslayer_set_log_fn(NULL, NULL);
+	if (logged)
+		fail_msg("a failed open logged:\n%s", logged);
+	free(before);
 }
 
 /* ---- SELinux labels ------------------------------------------------------------- */
@@ -476,8 +618,10 @@ static void test_idmap_new_layout(void **state)
 	assert_ok(btrfslayer_close(h, ERR));
 }
 
-/* Directories made before (by an older version, by hand) get the layout. */
-static void test_idmap_fixes_existing_layout(void **state)
+/* A home found without a record (made by hand, or by a version before
+ * records) is someone else's: an open without maps leaves it as it is and
+ * records nothing; an open with maps gives it the layout and the record. */
+static void test_idmap_existing_home_without_record(void **state)
 {
 	(void)state;
 	char home[HOME_MAX], subvolumes[HOME_MAX + 16], quotas[HOME_MAX + 16];
@@ -493,17 +637,112 @@ static void test_idmap_fixes_existing_layout(void **state)
 	assert_int_equal(chown(subvolumes, 42, 43), 0);
 	assert_int_equal(chmod(subvolumes, 0777), 0);
 
+	assert_ok(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+	assert_owner_mode(home, 1234, 5678, 02755);
+	assert_owner_mode(subvolumes, 42, 43, 0777);
+	assert_owner_mode(quotas, geteuid(), getegid(), 0755);
+	assert_false(path_exists_in(home, ".idmap"));
+
 	assert_ok(btrfslayer_open(home, NULL, 0, uids, 1, gids, 1, &h, ERR));
 	assert_owner_mode(home, geteuid(), 200000, 0710);
 	assert_owner_mode(subvolumes, geteuid(), 200000, 0710);
 	assert_owner_mode(quotas, geteuid(), 200000, 0700);
+	assert_true(path_exists_in(home, ".idmap"));
 	assert_ok(btrfslayer_close(h, ERR));
+}
 
-	/* reopened without maps: the layout follows the new maps */
-	assert_ok(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR));
-	assert_owner_mode(home, geteuid(), 0, 0710);
-	assert_owner_mode(subvolumes, geteuid(), 0, 0710);
+/* An open without maps (an administrator's `btrfslayer ls`) adopts the
+ * maps home records: it re-owns nothing, and the layers it makes belong to
+ * the remapped root.  The CVE-2021-21284 layout stays. */
+static void test_idmap_adopted_without_maps(void **state)
+{
+	(void)state;
+	char home[HOME_MAX], subvolumes[HOME_MAX + 16];
+	btrfslayer *h;
+	new_home(home, sizeof(home));
+	snprintf(subvolumes, sizeof(subvolumes), "%s/subvolumes", home);
+	assert_ok(btrfslayer_open(home, NULL, 0, uids, 1, gids, 1, &h, ERR));
+	btrfslayer *admin;
+	assert_ok(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &admin, ERR));
+	assert_ok(btrfslayer_close(admin, ERR));
 	assert_ok(btrfslayer_close(h, ERR));
+	assert_owner_mode(home, geteuid(), 200000, 0710);
+	assert_owner_mode(subvolumes, geteuid(), 200000, 0710);
+
+	assert_ok(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &admin, ERR));
+	assert_ok(btrfslayer_create(admin, "by-admin", NULL, 0, NULL, NULL, 0, ERR));
+	char *path = NULL;
+	assert_ok(btrfslayer_get(admin, "by-admin", NULL, &path, ERR));
+	assert_owner_mode(path, 100000, 200000, 0755);
+	free(path);
+	assert_ok(btrfslayer_close(admin, ERR));
+	assert_owner_mode(home, geteuid(), 200000, 0710);
+	assert_owner_mode(subvolumes, geteuid(), 200000, 0710);
+
+	/* the same maps, in another order, are the same maps */
+	static const btrfslayer_idmap two[] = { { 1000, 300000, 10 }, { 0, 100000, 1000 } };
+	static const btrfslayer_idmap two_sorted[] = { { 0, 100000, 1000 }, { 1000, 300000, 10 } };
+	new_home(home, sizeof(home));
+	assert_ok(btrfslayer_open(home, NULL, 0, two, 2, gids, 1, &h, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+	assert_ok(btrfslayer_open(home, NULL, 0, two_sorted, 2, gids, 1, &h, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+}
+
+/* An open with other maps than home records is refused, naming home and
+ * both maps, and changes nothing.  A home made without maps records that
+ * too. */
+static void test_idmap_other_maps_refused(void **state)
+{
+	(void)state;
+	static const btrfslayer_idmap other[] = { { 0, 300000, 65536 } };
+	char home[HOME_MAX], want[HOME_MAX + 64];
+	btrfslayer *h;
+	new_home(home, sizeof(home));
+	assert_ok(btrfslayer_open(home, NULL, 0, uids, 1, gids, 1, &h, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+	expect_fail(btrfslayer_open(home, NULL, 0, other, 1, gids, 1, &h, ERR), -EBUSY,
+		    "uid map 0:100000:65536, gid map 0:200000:65536, this open asks for "
+		    "uid map 0:300000:65536, gid map 0:200000:65536");
+	snprintf(want, sizeof(want), "check id maps: %s: ", home);
+	expect_fail(btrfslayer_open(home, NULL, 0, uids, 1, NULL, 0, &h, ERR), -EBUSY, want);
+	assert_owner_mode(home, geteuid(), 200000, 0710);
+	assert_false(is_mount_point(home));
+
+	new_home(home, sizeof(home));
+	assert_ok(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+	expect_fail(btrfslayer_open(home, NULL, 0, uids, 1, gids, 1, &h, ERR), -EBUSY,
+		    "laid out for uid map none, gid map none");
+	assert_owner_mode(home, geteuid(), 0, 0710);
+}
+
+/* A record that does not parse fails the open, naming it. */
+static void test_idmap_bad_record(void **state)
+{
+	(void)state;
+	static const char *const bad[] = { "uid 0 100000\n", "uid 0 100000 65536 7\n",
+					   "pid 0 1 1\n", "uid 1 100000 10\n",
+					   "uid 0 -1 10\n", "uid 0 4294967296 1\n" };
+	char home[HOME_MAX], record[HOME_MAX + 16];
+	btrfslayer *h;
+	new_home(home, sizeof(home));
+	snprintf(record, sizeof(record), "%s/.idmap", home);
+	assert_ok(btrfslayer_open(home, NULL, 0, uids, 1, gids, 1, &h, ERR));
+	assert_ok(btrfslayer_close(h, ERR));
+	for (size_t i = 0; i < N(bad); i++) {
+		FILE *f = fopen(record, "w");
+		assert_non_null(f);
+		fputs(bad[i], f);
+		fclose(f);
+		expect_fail(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR), -EINVAL,
+			    record);
+	}
+	assert_int_equal(unlink(record), 0);
+	assert_int_equal(symlink("/etc/passwd", record), 0);
+	expect_fail(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR), -ELOOP, record);
+	assert_int_equal(unlink(record), 0);
 }
 
 static void test_idmap_bad_maps(void **state)
@@ -550,12 +789,19 @@ int main(void)
 		cmocka_unit_test(test_mount_covered_survives),
 		cmocka_unit_test(test_mount_failed_open_leaves_none),
 		cmocka_unit_test(test_mount_two_handles),
+		cmocka_unit_test(test_mount_busy_is_adopted),
+		cmocka_unit_test(test_mount_foreign_never_touched),
 		T(test_label_empty_layer),
 		T(test_label_snapshot_root_only),
 		T(test_label_invalid),
 		cmocka_unit_test(test_idmap_new_layout),
-		cmocka_unit_test(test_idmap_fixes_existing_layout),
+		cmocka_unit_test(test_idmap_existing_home_without_record),
+		cmocka_unit_test(test_idmap_adopted_without_maps),
+		cmocka_unit_test(test_idmap_other_maps_refused),
+		cmocka_unit_test(test_idmap_bad_record),
 		cmocka_unit_test(test_idmap_bad_maps),
+		/* last: it turns simple quotas on for the whole filesystem */
+		cmocka_unit_test(test_failed_open_leaves_nothing),
 	};
 	return cmocka_run_group_tests_name("integration.host", tests, NULL, NULL);
 }

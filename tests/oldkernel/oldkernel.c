@@ -343,6 +343,8 @@ static void test_planted_subvolumes(void **state)
 	assert_ok(btrfslayer_close(f->h, ERR));
 	f->h = NULL;
 	kernel = old;
+	snprintf(where, sizeof(where), "%s/subvolumes/.staging", f->home);
+	assert_int_equal(rmdir(where), 0);
 	snprintf(where, sizeof(where), "%s/subvolumes", f->home);
 	assert_int_equal(rmdir(where), 0);
 	plant_bind_of_outside(f, "subvolumes");
