@@ -432,10 +432,11 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
  * quota mode, the kernel's btrfs features, layer count, and what the
  * recovery sweep of this handle's open did: sweep_tombstones (removals
  * finished), sweep_temporaries (unfinished layers deleted),
- * sweep_quota_files (quota files of no layer deleted), sweep_qgroups
- * (qgroups of deleted subvolumes destroyed), sweep_limits (size limits set
- * back to their record), sweep_left (leftovers kept: a live handle's, or a
- * deletion that failed).  Keys are stable. */
+ * sweep_quota_files (unfinished or buried quota files deleted),
+ * sweep_qgroups (qgroups of deleted subvolumes destroyed, or their markers
+ * found done), sweep_limits (intents of limit changes and removals
+ * finished), sweep_left (leftovers kept: a live handle's, an id a live
+ * handle holds, or a deletion that failed).  Keys are stable. */
 BTRFSLAYER_API int btrfslayer_status(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err);
 

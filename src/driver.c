@@ -723,19 +723,24 @@ static bool same_inode(int dirfd, const char *name, int fd)
 
 /* Take a layer this call published (open as fd) back to its reserved
  * name, for the caller to delete by fd (which deletes it under its id if
- * the rename fails).  Its record, if `size` gave it one, is buried as an
- * intent in *record, for the caller to drop once the layer is gone (a
- * crash in between is finished by the next open).  Called with the id's
- * lock, so the record at id can only be the one this call wrote. */
-static void unpublish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
-			    uint64_t size, struct bl_intent *record, const char *path)
+ * the rename fails).  Called with the id's lock. */
+static void unpublish_layer(btrfslayer *h, const char *tmp, const char *id, int fd)
 {
-	uint64_t subvolume;
 	if (same_inode(h->subvolumes_fd, id, fd))
 		renameat2(h->subvolumes_fd, id, h->subvolumes_fd, tmp, RENAME_NOREPLACE);
-	if (size && (bl_ioctl_subvolume_id(fd, &subvolume) < 0 ||
-		     bl_intent_stash_record(h, id, subvolume, record, path, NULL) < 0 ||
-		     record->fd < 0) && bl_quota_file_remove(h, id, NULL) < 0)
+}
+
+/* The record a layer taken back got from this call: buried as an intent in
+ * *record, for the caller to drop once the layer is gone (a crash in
+ * between is finished by the next open), else removed.  Called with the
+ * id's lock, so the record at id can only be this call's. */
+static void unpublish_record(btrfslayer *h, const char *id, int fd, struct bl_intent *record,
+			     const char *path)
+{
+	uint64_t subvolume;
+	if ((bl_ioctl_subvolume_id(fd, &subvolume) < 0 ||
+	     bl_intent_stash_record(h, id, subvolume, record, path, NULL) < 0 ||
+	     record->fd < 0) && bl_quota_file_remove(h, id, NULL) < 0)
 		bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: its quota file is left", path);
 }
 
@@ -775,7 +780,7 @@ static int publish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
 			bl_log(BTRFSLAYER_LOG_ERR, "create layer: %s: could not take back what was "
 			       "put in place of the new layer: %s", path, strerror(errno));
 	} else if (size && (r = bl_intent_finish(h, id, &intent, path, err)) < 0) {
-		unpublish_layer(h, tmp, id, fd, 0, NULL, path);
+		unpublish_layer(h, tmp, id, fd);
 	}
 	if (r < 0)
 		bl_intent_abort(h, &intent, id);
@@ -883,7 +888,9 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	if (r < 0) {
 		/* not known to survive a power cut: not made at all */
 		bl_id_lock(h, id);
-		unpublish_layer(h, tmp, id, fd, size, &record, path);
+		unpublish_layer(h, tmp, id, fd);
+		if (size)
+			unpublish_record(h, id, fd, &record, path);
 		bl_id_unlock(h, id);
 		goto out;
 	}

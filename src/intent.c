@@ -58,7 +58,7 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 		    uint64_t size, struct bl_intent *in, const char *layer_path,
 		    btrfslayer_error **err)
 {
-	char content[BL_QUOTA_FILE_MAX], intent[INTENT_MAX];
+	char intent[INTENT_MAX];
 	int r = 0;
 
 	in->op = op;
@@ -77,6 +77,7 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s", op_names[op],
 			   subvolume, id);
 	if (op == BL_INTENT_SET) {
+		char content[BL_QUOTA_FILE_MAX];
 		size_t n = (size_t)bl_quota_file_format(size, content);
 		ssize_t w = write(in->fd, content, n);
 		if (w != (ssize_t)n)

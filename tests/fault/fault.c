@@ -879,9 +879,9 @@ static bool record_in_intent(struct ctx *c, const char *id)
 	snprintf(path, sizeof(path), "%s/quotas/.staging", c->home);
 	DIR *d = opendir(path);
 	struct dirent *e;
-	bool found = false;
+	bool held = false;
 	assert_non_null(d);
-	while (!found && (e = readdir(d))) {
+	while (!held && (e = readdir(d))) {
 		if (strncmp(e->d_name, ".tomb-", 6))
 			continue;
 		path_in(c, "quotas/.staging", e->d_name, path, sizeof(path));
@@ -891,11 +891,11 @@ static bool record_in_intent(struct ctx *c, const char *id)
 		value[n] = '\0';
 		snprintf(want, sizeof(want), " %s", id);
 		size_t len = strlen(want);
-		found = !strncmp(value, "remove ", 7) && (size_t)n > len &&
+		held = !strncmp(value, "remove ", 7) && (size_t)n > len &&
 			!strcmp(value + n - len, want);
 	}
 	closedir(d);
-	return found;
+	return held;
 }
 
 static void judge_remove(struct ctx *c, int rc, const struct view *now, bool after_open,
