@@ -64,10 +64,10 @@
  *   handed out before the removal stops leading to the layer.
  * Durability: when create, remove, set_quota or clear_quota returns 0, its
  * result survives a power cut that comes at any later moment: its last
- * step commits the filesystem's transaction (which writes no file data, so
- * its cost does not grow with what containers wrote).  A crash or a power
- * cut during a call leaves the layer whole or absent, and its limit and
- * record both old or both new, once the next open has run.
+ * step commits the filesystem's transaction (syncfs(2), which also writes
+ * back the file data that containers wrote since the last commit).  A crash
+ * or a power cut during a call leaves the layer whole or absent, and its
+ * limit and record both old or both new, once the next open has run.
  * Handles sharing a home: each holds a slot in HOME/.lock (an open file
  * description lock, released when the handle is closed or its process dies,
  * however it dies), and the steps that rename a layer or write its quota

@@ -374,9 +374,8 @@ int bl_ioctl_generation(int fd, uint64_t *generation);
 /* What the root tree says of the subvolume fd is the root of. */
 int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out);
 /* Commit the running transaction of fd's filesystem and wait for it: what
- * was changed before the call survives a power cut.  Nothing else is
- * written back (no file data), so its cost does not grow with what the
- * containers wrote. */
+ * was changed before the call survives a power cut.  File data still in
+ * the page cache is written back too (syncfs). */
 int bl_ioctl_commit(int fd);
 /* 1 if the filesystem of fd still has subvolume `id` (a deleted one counts
  * until the kernel's cleaner has dropped it), 0 if not. */
