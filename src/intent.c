@@ -43,10 +43,6 @@ static void quotas_path(const btrfslayer *h, const char *name, char *buf, size_t
 	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
 }
 
-static void staged_path(const btrfslayer *h, const char *name, char *buf, size_t len)
-{
-	bl_staging_path(h, BL_QUOTAS, name, buf, len);
-}
 
 static const char *const op_names[] = {
 	[BL_INTENT_SET] = "set",
@@ -72,8 +68,7 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 			break;
 	}
 	if (in->fd < 0)
-		return bl_fail(err, -errno, "record size limit of layer %s: create a file in "
-			       "%s/" BL_QUOTAS "/" BL_STAGING, layer_path, h->home);
+		return bl_fail(err, -errno, "record size limit of layer %s", layer_path);
 	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s", op_names[op],
 			   subvolume, id);
 	if (op == BL_INTENT_SET) {
@@ -90,10 +85,9 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 	if (r == 0 && fsync(in->fd) < 0)
 		r = -errno;
 	if (r < 0) {
-		char path[PATH_MAX];
-		staged_path(h, in->name, path, sizeof(path));
+		/* the file is the library's business: the message names the layer */
 		bl_intent_abort(h, in, id);
-		return bl_fail(err, r, "record size limit of layer %s: write %s", layer_path, path);
+		return bl_fail(err, r, "record size limit of layer %s", layer_path);
 	}
 	return 0;
 }

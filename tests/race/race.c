@@ -449,8 +449,11 @@ static void swap_tmp(int fd, const char *subvolumes, const char *name, void *arg
 }
 
 /* Every subvolume under HOME/subvolumes is a layer that create returned 0
- * for, or the racer's (with `racer_file`, unless NULL); quotas/ holds
- * records of those layers only.  Fails naming what is left behind. */
+ * for, or the racer's (with `racer_file`, unless NULL), or one the racer
+ * moved to a name of its own (evil-N) before the library could open what
+ * it had made: the library never learns that subvolume's id or name, so it
+ * cannot delete it (a limit, counted and printed); quotas/ holds records
+ * of those layers only.  Fails naming anything else left behind. */
 static void audit_home(const char *home, char **made, int n_made, const char *racer_file)
 {
 	char dir[PATH_MAX], left[1024] = "";
@@ -479,6 +482,7 @@ static void audit_home(const char *home, char **made, int n_made, const char *ra
 				later++;
 			else
 				at_once++;
+			continue;
 		}
 		if (n_left++ < 4) {
 			snprintf(path, sizeof(path), "%s/from-base", sub);
@@ -490,11 +494,14 @@ static void audit_home(const char *home, char **made, int n_made, const char *ra
 		}
 	}
 	free(names);
+	if (at_once + later)
+		print_message("%d subvolumes the library made were moved by the racer to names of "
+			      "its own before the library could open them (%d as soon as the .tmp- "
+			      "appeared, %d after 200 us or more): left where the racer put them\n",
+			      at_once + later, at_once, later);
 	if (n_left)
 		fail_msg("%d entries of %s are left behind, neither a layer that a create returned 0 "
-			 "for nor the racer's (%d swapped in as soon as the .tmp- appeared, %d after "
-			 "200 us or more): %s%s", n_left, dir, at_once, later, left,
-			 n_left > 4 ? ", ..." : "");
+			 "for nor the racer's: %s%s", n_left, dir, left, n_left > 4 ? ", ..." : "");
 	snprintf(dir, sizeof(dir), "%s/quotas", home);
 	names = probe_home_listing(home, "quotas", ".qgroup-");
 	for (char *save = NULL, *name = strtok_r(names, " ", &save); name;
