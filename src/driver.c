@@ -660,8 +660,8 @@ static int dir_is_empty(int fd)
  * crossing a mount point, and checked to be what was made: born in
  * transaction `born_after` or later, a snapshot of the parent, or an empty
  * subvolume that is nobody's snapshot.  Every later step works on this fd,
- * never on the name again: whatever is mounted or renamed onto the name
- * meanwhile is never worked on, nor deleted. */
+ * never on the name again: whatever is mounted (-EBUSY) or renamed
+ * (-EAGAIN) onto the name meanwhile is never worked on, nor deleted. */
 static int open_new_layer(btrfslayer *h, const char *tmp, int parent_fd, uint64_t born_after,
 			  const char *path, btrfslayer_error **err)
 {
@@ -669,7 +669,7 @@ static int open_new_layer(btrfslayer *h, const char *tmp, int parent_fd, uint64_
 	struct bl_subvolume_info info, parent;
 	int fd = bl_open_dir_beneath(h->subvolumes_fd, tmp);
 	if (fd == -EXDEV)
-		return bl_fail_msg(err, -EAGAIN, "open new layer: %s: something was mounted on it "
+		return bl_fail_msg(err, -EBUSY, "open new layer: %s: something was mounted on it "
 				   "while it was being made", path);
 	if (fd < 0)
 		return bl_fail(err, fd, "open new layer: %s", path);
@@ -870,6 +870,14 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	made = true;
 
 	fd = open_new_layer(h, tmp, parent_fd, born_after, tmp_path, err);
+	if (fd == -EAGAIN) {
+		/* what sits at the reserved name now is not what this call
+		 * made: it is left alone (and so, unfound, is what was made);
+		 * under a mount (-EBUSY), what was made is deleted once the
+		 * mount is gone */
+		bl_staging_retire(h, tmp);
+		made = false;
+	}
 	if (fd < 0) {
 		r = fd;
 		goto out;

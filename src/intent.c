@@ -1,22 +1,25 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Intents: the journal of size-limit changes in flight.
+ * Intents: the journal of limit changes and removals in flight.
  *
  * A layer's limit lives in the kernel (the qgroup limit) and in its record,
  * HOME/quotas/<id>.  No single step changes both, so every call that changes
- * them first writes an intent: a file quotas/.tmp-<slot>-<16 hex> whose
- * extended attribute user.btrfslayer.intent says "set <subvolume> <id>"
- * or "clear <subvolume> <id>": the subvolume id tells the layer it was
- * meant for from a later layer of the same id.  A "set" intent holds the new record itself, synced, and
- * becomes the record by a rename, its last step; a "clear" intent is
- * unlinked after the record.
+ * them first writes an intent: a file in quotas/.staging (staging.c) whose
+ * extended attribute user.btrfslayer.intent says "set <subvolume> <id>",
+ * "clear <subvolume> <id>" or "remove <subvolume> <id>"; the subvolume id
+ * tells the layer it was meant for from a later layer of the same id.
+ * - set (set_quota, create with size=): .tmp-<slot>-<hex> holds the new
+ *   record, and becomes quotas/<id> by a rename, its last step;
+ * - clear (clear_quota): .tmp-<slot>-<hex>, unlinked after the record;
+ * - remove: the record itself, renamed to .tomb-<slot>-<hex> before the
+ *   layer goes, and unlinked after it.
  *
- * Invariant: while the kernel's limit and the record of a layer may
- * disagree, an intent naming the layer exists, and it exists on disk
- * before any of the changes it announces do (it is synced before them).
- * So a crash or a power cut leaves either no disagreement or an intent of a
- * dead handle's slot, and open's sweep rolls that intent forward: only the
- * limits the library was changing when it died are touched, never one an
+ * Invariant: while a layer's kernel limit and record may disagree, or its
+ * record may outlive it, an intent naming the layer exists, and it is on
+ * disk before any of the changes it announces (it is synced before them).
+ * So a crash or a power cut leaves either nothing to do or an intent of a
+ * dead handle's slot, and open's sweep finishes that intent: only what the
+ * library was changing when it died is touched, never a limit an
  * administrator set by hand, and the sweep costs what was in flight, not
  * what is stored.
  */
@@ -42,7 +45,6 @@ static void quotas_path(const btrfslayer *h, const char *name, char *buf, size_t
 {
 	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
 }
-
 
 static const char *const op_names[] = {
 	[BL_INTENT_SET] = "set",
