@@ -298,6 +298,10 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  *   made.
  *
  * -EEXIST if id exists, -ENOENT if parent does not; nothing changes then.
+ * -EAGAIN when something else was put under the layer's reserved name while
+ * it was being made (or all reserved names drawn were taken), -EBUSY when
+ * something was mounted on it: nothing is made then either.
+ * Durable: when it returns 0, the layer survives a power cut.
  */
 BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 				     const char *parent, uint32_t flags,
