@@ -989,6 +989,60 @@ static void say_half_way(btrfslayer_error **err, int r, const char *path, const 
 	free(step);
 }
 
+/* A layer with nested subvolumes takes several deletions: it is buried
+ * first (*buried), so that its id is gone at once.  One without them goes
+ * in one deletion, which needs no tombstone and no free space (a rename
+ * does): so does one on a full filesystem, in as many deletions as it
+ * takes (0 then, with *buried false).  Called with the id's lock. */
+static int bury_nested(btrfslayer *h, const char *id, int fd, const char *tomb, bool *buried,
+		       const char *path, btrfslayer_error **err)
+{
+	btrfslayer_error *bury_err = NULL;
+	*buried = false;
+	int r = bl_staging_announce(h, tomb);
+	if (r == 0)
+		r = bury_layer(h, id, fd, tomb, buried, path, &bury_err);
+	else
+		bl_fail(&bury_err, r, "remove layer: %s: reserve %s", path, tomb);
+	if (r < 0 && !*buried)
+		bl_staging_retire(h, tomb);
+	if (r == -ENOSPC || r == -EDQUOT)
+		r = 0;
+	if (r < 0 && err)
+		*err = bury_err, bury_err = NULL;
+	btrfslayer_error_free(bury_err);
+	return r;
+}
+
+/* A removal failed with r: what nothing changed goes back (the record
+ * first, then the layer: a layer must not be seen without it); what part
+ * of it is gone, or cannot go back, stays buried with its record's intent,
+ * for close or the next open to finish.  Called with the id's lock. */
+static void after_failed_removal(btrfslayer *h, const char *id, int fd, const char *tomb,
+				 bool buried, bool spoiled, struct bl_intent *intent, int r,
+				 const char *path, btrfslayer_error **err)
+{
+	if (spoiled)
+		say_half_way(err, r, path, buried ? tomb : NULL);
+	if (buried && !spoiled) {
+		if (bl_intent_abort(h, intent, id) && !unbury_layer(h, id, tomb, path) &&
+		    bl_quota_file_remove(h, id, NULL) < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "remove layer %s: its quota file is left", path);
+		buried = intent->fd >= 0 || !same_inode(h->subvolumes_fd, id, fd);
+	}
+	if (buried) {
+		bl_note_leftover(h);
+		if (intent->fd >= 0)
+			close(intent->fd);
+		intent->fd = -1;
+	}
+	if (!bl_intent_abort(h, intent, id)) {
+		close(intent->fd);	/* the next open puts it back */
+		intent->fd = -1;
+		bl_note_leftover(h);
+	}
+}
+
 /* The whole removal runs under the id's lock: a layer made again under
  * the id cannot meet this one's record. */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
@@ -1028,54 +1082,13 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 		r = bl_intent_stash_record(h, id, subvolume, &intent, path, err);
 	if (r < 0)
 		goto out;
-	/* A layer with nested subvolumes takes several deletions: it is
-	 * buried first, so that its id is gone at once.  One without them
-	 * goes in one deletion, which needs no tombstone, and no free space
-	 * either (a rename does): so does one on a full filesystem, in as
-	 * many deletions as it takes. */
 	bool buried = false;
-	if (n_nested) {
-		btrfslayer_error *bury_err = NULL;
-		r = bl_staging_announce(h, tomb);
-		if (r == 0)
-			r = bury_layer(h, id, fd, tomb, &buried, path, &bury_err);
-		else
-			bl_fail(&bury_err, r, "remove layer: %s: reserve %s", path, tomb);
-		if (r < 0 && !buried)
-			bl_staging_retire(h, tomb);
-		if (r < 0 && r != -ENOSPC && r != -EDQUOT && err)
-			*err = bury_err, bury_err = NULL;
-		btrfslayer_error_free(bury_err);
-		if (r == -ENOSPC || r == -EDQUOT)
-			r = 0;
-	}
+	if (n_nested)
+		r = bury_nested(h, id, fd, tomb, &buried, path, err);
 	if (r == 0)
 		r = bl_tree_destroy(h, fd, path, &spoiled, err);
-	if (r < 0 && spoiled) {
-		/* part of it is gone: it can only go on being removed */
-		say_half_way(err, r, path, buried ? tomb : NULL);
-	}
-	if (r < 0 && buried && !spoiled) {
-		/* nothing changed: the record goes back first, then the layer
-		 * (a layer must not be seen without it); what cannot go back
-		 * stays buried, and is deleted at close or the next open */
-		if (bl_intent_abort(h, &intent, id) && !unbury_layer(h, id, tomb, path) &&
-		    bl_quota_file_remove(h, id, NULL) < 0)
-			bl_log(BTRFSLAYER_LOG_ERR, "remove layer %s: its quota file is left", path);
-		buried = intent.fd >= 0 || !same_inode(h->subvolumes_fd, id, fd);
-	}
-	if (r < 0 && buried) {
-		/* its record goes with it, at close or at the next open */
-		bl_note_leftover(h);
-		if (intent.fd >= 0)
-			close(intent.fd);
-		intent.fd = -1;
-	}
 	if (r < 0) {
-		if (!bl_intent_abort(h, &intent, id)) {
-			close(intent.fd);	/* the next open puts it back */
-			bl_note_leftover(h);
-		}
+		after_failed_removal(h, id, fd, tomb, buried, spoiled, &intent, r, path, err);
 		goto out;
 	}
 	if (buried)
