@@ -75,11 +75,11 @@
  * handles at once (-EBUSY beyond).
  * Recovery: open finishes what handles that died mid-call left, and only
  * that: it finishes removals (tombstones), deletes unfinished layers,
- * finishes limit changes and removals from their intents (quotas/.tmp-* and
- * quotas/.tomb-* carrying the attribute user.btrfslayer.intent, written and
+ * finishes limit changes and removals from their intents (quotas/.staging/
+ * .tmp-* and .tomb-* carrying the attribute user.btrfslayer.intent, written and
  * synced before the change they announce), and destroys the qgroups of
- * deleted subvolumes that the kernel keeps (quotas/.qgroup-<n> records them
- * before a subvolume is deleted).  It never looks at a layer or a limit no
+ * deleted subvolumes that the kernel keeps (quotas/.staging/.qgroup-<n>
+ * records them before a subvolume is deleted).  It never looks at a layer or a limit no
  * call was changing, so a limit set by hand stays, and it costs one read of
  * subvolumes/ and quotas/ plus the unfinished work, whatever the number of
  * layers.  It never waits for a live handle: what a live handle is still

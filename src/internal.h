@@ -23,8 +23,8 @@
 #define BL_TOMB_PREFIX ".tomb-"
 #define BL_RESERVED_NAME_MAX 32
 #define BL_RESERVED_NAME_ATTEMPTS 8
-/* quotas/.qgroup-<subvolume id>: the qgroup of a deleted subvolume that is
- * still to be destroyed (quota.c). */
+/* quotas/.staging/.qgroup-<subvolume id>: the qgroup of a deleted
+ * subvolume that is still to be destroyed (quota.c). */
 #define BL_MARKER_PREFIX ".qgroup-"
 
 /* Handles sharing a home: each holds one of these slots in HOME/.lock. */
@@ -458,7 +458,7 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
 /* A missing file is not an error. */
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
 /* Subvolumes `ids` are about to be deleted: when quotas are on, write their
- * markers (quotas/.qgroup-<id>) so that their qgroups get destroyed even if
+ * markers (quotas/.staging/.qgroup-<id>) so that their qgroups get destroyed even if
  * this process dies.  1 when quotas are on (their qgroups can outlive them:
  * pass them to bl_quota_forget_subvolume() once deleted), 0 when off.  A
  * marker that finds no space is logged and skipped (deleting must work on a

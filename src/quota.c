@@ -4,16 +4,17 @@
  *
  * A layer's limit lives in two places: the kernel's qgroup limit, which is
  * what is enforced, and HOME/quotas/<id>, which is what survives a quota
- * reset and is applied again by get().  The file is written atomically and
- * read strictly (quotafile.c); a file that does not parse is ignored with a
- * warning, never turned into a limit.  Where the two disagree after a crash,
- * the file wins (open's sweep).
+ * reset and is applied again by get() (with quotas on).  Both change
+ * through an intent (intent.c), which open's sweep finishes after a crash.
+ * The file is read strictly (quotafile.c); a file that does not parse is
+ * ignored with a warning, never turned into a limit.
  *
  * The qgroup of a deleted subvolume may outlive it: the kernel holds it
  * until its cleaner has dropped the subvolume, and simple quotas keep it for
- * as long as a snapshot shares data it is charged for.  HOME/quotas/.qgroup-N
- * records such a qgroup before its subvolume is deleted, so that whichever
- * handle comes next destroys it, even after a crash.
+ * as long as a snapshot shares data it is charged for.
+ * HOME/quotas/.staging/.qgroup-N records such a qgroup before its subvolume
+ * is deleted, so that whichever handle comes next destroys it, even after a
+ * crash.
  */
 #define _GNU_SOURCE
 #include <errno.h>

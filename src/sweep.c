@@ -3,12 +3,13 @@
  * The recovery sweep at open: what handles that died left behind.
  *
  * A crash can only leave the library's reserved names (a layer being built
- * or removed, an intent of a limit change (intent.c), a quota file being
- * buried) and markers of qgroups still to destroy.  Names a live handle
- * reserved are left to it, and the sweep never waits for a live handle: an
- * id it cannot lock now is left (sweep_left).  Layers and their records
- * are never looked at, so the sweep costs one read of each directory plus
- * what was left unfinished, whatever the number of layers.
+ * or removed, an intent (intent.c)) and markers of qgroups still to
+ * destroy, and each has an entry in a staging directory (staging.c).  Names
+ * a live handle reserved are left to it, and the sweep never waits for a
+ * live handle: an id it cannot lock now is left (sweep_left).  Layers and
+ * their records are never looked at, so the sweep costs one read of each
+ * staging directory plus what was left unfinished, whatever the number of
+ * layers.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
