@@ -239,13 +239,17 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 	if (!exists) {
 		/* a failed open leaves it empty: it takes back what it made in it */
 		h->home_made = mkdirat(parent_fd, base, HOME_MODE) == 0;
-		if (!h->home_made && errno != EEXIST)
+		if (!h->home_made && errno != EEXIST) {
 			r = bl_fail(err, -errno, "create directory: %s", home);
-		else if ((r = open_dir(parent_fd, base, home, err)) == -ENOENT)
-			bl_fail(err, r, "open new directory: %s", home);
-		if (r >= 0) {
-			h->home_fd = r;
-			r = 0;
+		} else {
+			/* as a home found: another open may have made it meanwhile,
+			 * and bind-mounted it already */
+			int fd = openat(parent_fd, base, DIR_FLAGS);
+			r = fd < 0 ? -errno : bl_check_btrfs(fd);
+			if (fd >= 0)
+				h->home_fd = fd;
+			if (r < 0)
+				bl_fail(err, r, "open new directory: %s", home);
 		}
 	}
 out:
