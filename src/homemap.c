@@ -149,15 +149,11 @@ static int maps_copy(struct maps *m, int kind, const btrfslayer_idmap *map, size
 
 static bool maps_equal(const struct maps *a, const struct maps *b)
 {
-	for (int k = 0; k < 2; k++) {
-		if (a->n[k] != b->n[k])
+	/* btrfslayer_idmap is three uint32_t: no padding to differ in */
+	for (int k = 0; k < 2; k++)
+		if (a->n[k] != b->n[k] ||
+		    (a->n[k] && memcmp(a->map[k], b->map[k], a->n[k] * sizeof(*a->map[k]))))
 			return false;
-		for (size_t i = 0; i < a->n[k]; i++)
-			if (a->map[k][i].container_id != b->map[k][i].container_id ||
-			    a->map[k][i].host_id != b->map[k][i].host_id ||
-			    a->map[k][i].size != b->map[k][i].size)
-				return false;
-	}
 	return true;
 }
 

@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -98,7 +97,6 @@ int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 			   struct bl_intent *in, const char *layer_path, btrfslayer_error **err)
 {
 	char intent[INTENT_MAX], path[PATH_MAX];
-	struct stat st;
 	in->op = BL_INTENT_REMOVE;
 	in->fd = bl_open_regular_beneath(h->quotas_fd, id, O_RDONLY, 0);
 	/* none, or something planted that no call reads as a record: it is
@@ -113,8 +111,8 @@ int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 			       path);
 	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s",
 			   op_names[BL_INTENT_REMOVE], subvolume, id);
-	int r = fstat(in->fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -EINVAL;
-	if (r == 0 && fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, 0) < 0)
+	int r = 0;
+	if (fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, 0) < 0)
 		r = -errno;
 	/* the attribute is on disk before the rename that makes it count */
 	if (r == 0 && fsync(in->fd) < 0)
@@ -197,30 +195,19 @@ bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
 	return true;
 }
 
-/* What the intent file at `name` announces: its bl_intent_op, with the
+/* What the intent file fd holds announces: its bl_intent_op, with the
  * layer in id and *subvolume, and the new size in *size (0 when its content
  * does not parse: it died before its sync); -ENODATA when it is a plain
  * temporary file. */
-static int read_intent(btrfslayer *h, const char *name, char id[BTRFSLAYER_ID_MAX + 1],
-		       uint64_t *subvolume, uint64_t *size)
+static int read_intent(int fd, char id[BTRFSLAYER_ID_MAX + 1], uint64_t *subvolume,
+		       uint64_t *size)
 {
 	char intent[INTENT_MAX + 1], content[BL_QUOTA_FILE_MAX];
-	struct stat st;
-	int fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	ssize_t n = -1;
+	ssize_t n = fgetxattr(fd, INTENT_XATTR, intent, INTENT_MAX);
+	if (n < 0)
+		return errno == ENODATA ? -ENODATA : -EINVAL;
+	ssize_t c = read(fd, content, sizeof(content));
 	int r = 0;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = -EINVAL;
-	else if ((n = fgetxattr(fd, INTENT_XATTR, intent, INTENT_MAX)) < 0)
-		r = -errno;	/* ENODATA: no intent */
-	ssize_t c = r == 0 ? read(fd, content, sizeof(content)) : -1;
-	close(fd);
-	if (r < 0)
-		return r;
 	intent[n] = '\0';
 	const char *rest = NULL;
 	for (int op = 0; op <= BL_INTENT_REMOVE && !rest; op++) {
@@ -308,16 +295,19 @@ int bl_intent_recover(btrfslayer *h, const char *name)
 {
 	char id[BTRFSLAYER_ID_MAX + 1], path[PATH_MAX];
 	uint64_t subvolume, size;
-	int op = read_intent(h, name, id, &subvolume, &size);
-	if (op == -ENODATA || op == -EINVAL)
-		return -ENODATA;	/* a plain temporary: the caller deletes it */
-	if (op < 0)
-		return op == -ENOENT ? 0 : op;	/* another sweep took it */
-	struct bl_intent in = { .op = (enum bl_intent_op)op };
+	struct bl_intent in;
 	snprintf(in.name, sizeof(in.name), "%s", name);
 	in.fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_RDONLY, 0);
+	if (in.fd == -ENOENT)
+		return 0;	/* another sweep took it */
 	if (in.fd < 0)
-		return in.fd == -ENOENT ? 0 : in.fd;
+		return bl_refusal_reason(in.fd) ? -ENODATA : in.fd;	/* not ours: deleted */
+	int op = read_intent(in.fd, id, &subvolume, &size);
+	if (op < 0) {
+		close(in.fd);
+		return -ENODATA;	/* a plain temporary: the caller deletes it */
+	}
+	in.op = (enum bl_intent_op)op;
 	if (!bl_id_trylock(h, id)) {
 		close(in.fd);
 		return -EBUSY;	/* a live call on that id: never wait for it */
