@@ -399,14 +399,27 @@ typedef struct btrfslayer_usage {
 				   * none.  Only an administrator sets one (btrfs
 				   * qgroup limit -e); the library clears one it
 				   * finds (see "quotas" above) */
+	/* ---- end of BTRFSLAYER_USAGE_SIZE_V2 (0.2.0) ---- */
+	uint64_t walk_bytes;	/* BTRFSLAYER_USAGE_WALK only (else 0): bytes
+				 * allocated to the layer's files (st_blocks *
+				 * 512), each inode counted once */
+	uint64_t walk_inodes;	/* BTRFSLAYER_USAGE_WALK only (else 0): distinct
+				 * inodes in the layer, its root included */
 } btrfslayer_usage;
 #define BTRFSLAYER_USAGE_SIZE_V1 48
 #define BTRFSLAYER_USAGE_SIZE_V2 56	/* exclusive_limit */
+#define BTRFSLAYER_USAGE_SIZE_V3 72	/* walk_bytes, walk_inodes (1.0.0) */
 
 /* Commit the filesystem's transaction first: the numbers then include every
  * write made so far (they are updated at each commit, every 30 s or so). */
 #define BTRFSLAYER_USAGE_SYNC (UINT32_C(1) << 0)
-#define BTRFSLAYER_USAGE_MASK BTRFSLAYER_USAGE_SYNC
+/* Also walk the layer's files (without crossing into nested subvolumes or
+ * mounts) and fill walk_bytes and walk_inodes: O(files), the library's one
+ * documented walk, for runtimes that need a size or an inode count with
+ * quotas off.  With this flag and quotas off the call succeeds: the quota
+ * fields are 0 and quota_mode is 0. */
+#define BTRFSLAYER_USAGE_WALK (UINT32_C(1) << 1)
+#define BTRFSLAYER_USAGE_MASK (BTRFSLAYER_USAGE_SYNC | BTRFSLAYER_USAGE_WALK)
 
 /* Fill *out (out_size bytes, at least BTRFSLAYER_USAGE_SIZE_V1) with layer
  * `id`'s usage from the quota tree.  When quotas are off: -BTRFSLAYER_ENOQUOTA,
@@ -414,6 +427,98 @@ typedef struct btrfslayer_usage {
 BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t flags,
 				    btrfslayer_usage *out, size_t out_size,
 				    btrfslayer_error **err);
+
+/* ---- layer info, seal, fds, idmapped mounts ------------------------------ */
+
+/* btrfslayer_info.flags */
+#define BTRFSLAYER_INFO_READ_ONLY (UINT32_C(1) << 0)	/* the layer is sealed */
+#define BTRFSLAYER_INFO_HAS_NESTED (UINT32_C(1) << 1)	/* it holds nested subvolumes */
+
+/* What btrfslayer_layer_info() reports.  Fields are only ever added at the
+ * end; pass sizeof(btrfslayer_info) as out_size. */
+typedef struct btrfslayer_info {
+	uint64_t subvolume_id;	/* the layer's subvolume (and level-0 qgroup) */
+	uint64_t generation;	/* the subvolume's last changed transaction */
+	int64_t otime_sec;	/* creation time (btrfs otime), UTC */
+	uint32_t otime_nsec;
+	uint32_t flags;		/* BTRFSLAYER_INFO_* */
+	/* the parent layer's id: the layer of this home whose subvolume uuid is
+	 * this subvolume's parent uuid; "" when the layer is not a snapshot of
+	 * a layer or that layer is gone */
+	char parent[BTRFSLAYER_ID_MAX + 1];
+} btrfslayer_info;
+#define BTRFSLAYER_INFO_SIZE_V1 288
+
+/* Fill *out (out_size bytes, at least BTRFSLAYER_INFO_SIZE_V1) with
+ * what btrfs knows of layer `id`.  Works with quotas off.  -ENOENT if there
+ * is no such layer.  Privilege: none beyond reading home. */
+BTRFSLAYER_API int btrfslayer_layer_info(btrfslayer *h, const char *id,
+					 btrfslayer_info *out, size_t out_size,
+					 btrfslayer_error **err);
+
+/* Seal (read_only != 0) or unseal layer `id`, and every subvolume nested in
+ * it, so that a sealed layer holds no writable part.  Durable when it
+ * returns 0.  Sealing a sealed layer is a no-op.  -ENOENT if there is no
+ * such layer. */
+BTRFSLAYER_API int btrfslayer_set_read_only(btrfslayer *h, const char *id, int read_only,
+					    btrfslayer_error **err);
+
+/* An fd of the layer's root directory (O_PATH instead of O_RDONLY). */
+#define BTRFSLAYER_FD_PATH (UINT32_C(1) << 0)
+#define BTRFSLAYER_FD_MASK BTRFSLAYER_FD_PATH
+
+/* *fd = an O_DIRECTORY|O_CLOEXEC fd of layer `id`'s root (close() it), for
+ * runtimes that work relative to fds and never want a path. */
+BTRFSLAYER_API int btrfslayer_get_fd(btrfslayer *h, const char *id, uint32_t flags, int *fd,
+				     btrfslayer_error **err);
+
+/* The idmapped mount is read-only. */
+#define BTRFSLAYER_MOUNT_READ_ONLY (UINT32_C(1) << 0)
+#define BTRFSLAYER_MOUNT_MASK BTRFSLAYER_MOUNT_READ_ONLY
+
+/* *mount_fd = a detached mount of layer `id` (open_tree(OPEN_TREE_CLONE))
+ * made idmapped (mount_setattr(MOUNT_ATTR_IDMAP)) with a user namespace of
+ * the given maps, for the runtime to attach with move_mount(2) (close() it).
+ * Files written through it are stored with host ids, so the layer stays
+ * shareable.  -EOPNOTSUPP, saying why, where the kernel cannot (before 5.15
+ * for btrfs). */
+BTRFSLAYER_API int btrfslayer_mount_idmapped(btrfslayer *h, const char *id,
+					     const btrfslayer_idmap *uid_map, size_t n_uid_map,
+					     const btrfslayer_idmap *gid_map, size_t n_gid_map,
+					     uint32_t flags, int *mount_fd,
+					     btrfslayer_error **err);
+
+/* ---- changes, export, apply ----------------------------------------------- */
+
+enum {
+	BTRFSLAYER_CHANGE_ADDED = 1,
+	BTRFSLAYER_CHANGE_MODIFIED = 2,
+	BTRFSLAYER_CHANGE_DELETED = 3,
+};
+
+/* Called once per changed path ("/a/b"), in path order.  A non-zero return
+ * stops the walk; btrfslayer_changes() then returns it. */
+typedef int (*btrfslayer_change_fn)(int kind, const char *path, void *userdata);
+
+/* Compute the changes by walking both trees, never by the send stream. */
+#define BTRFSLAYER_CHANGES_WALK (UINT32_C(1) << 0)
+#define BTRFSLAYER_CHANGES_MASK BTRFSLAYER_CHANGES_WALK
+
+/* Progress of export and apply: bytes done so far, and the total (0 when
+ * unknown). */
+typedef void (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+BTRFSLAYER_API int btrfslayer_changes(btrfslayer *h, const char *id, const char *parent,
+				      uint32_t flags, btrfslayer_change_fn fn, void *userdata,
+				      btrfslayer_error **err);
+BTRFSLAYER_API int btrfslayer_diff_size(btrfslayer *h, const char *id, const char *parent,
+					uint64_t *size, btrfslayer_error **err);
+BTRFSLAYER_API int btrfslayer_export(btrfslayer *h, const char *id, const char *parent,
+				     int fd, uint32_t flags, btrfslayer_progress_fn progress,
+				     void *userdata, btrfslayer_error **err);
+BTRFSLAYER_API int btrfslayer_apply(btrfslayer *h, const char *id, int fd, uint32_t flags,
+				    btrfslayer_progress_fn progress, void *userdata,
+				    uint64_t *unpacked, btrfslayer_error **err);
 
 /* ---- lists: layers and status --------------------------------------------- */
 

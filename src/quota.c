@@ -583,8 +583,9 @@ BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t 
 	usage.consistent = !inconsistent;
 	/* whole versions only: a caller built against an older header gets the
 	 * fields it knows, one built against a newer header zeros past ours */
-	size_t known = out_size < BTRFSLAYER_USAGE_SIZE_V2 ? BTRFSLAYER_USAGE_SIZE_V1
-							   : BTRFSLAYER_USAGE_SIZE_V2;
+	size_t known = out_size < BTRFSLAYER_USAGE_SIZE_V2   ? BTRFSLAYER_USAGE_SIZE_V1
+		       : out_size < BTRFSLAYER_USAGE_SIZE_V3 ? BTRFSLAYER_USAGE_SIZE_V2
+							     : BTRFSLAYER_USAGE_SIZE_V3;
 	memset(out, 0, out_size);
 	memcpy(out, &usage, known);
 out:
@@ -594,5 +595,9 @@ out:
 
 _Static_assert(offsetof(btrfslayer_usage, exclusive_limit) == BTRFSLAYER_USAGE_SIZE_V1,
 	       "the fields of BTRFSLAYER_USAGE_SIZE_V1 moved");
-_Static_assert(sizeof(btrfslayer_usage) == BTRFSLAYER_USAGE_SIZE_V2,
-	       "btrfslayer_usage grew: add BTRFSLAYER_USAGE_SIZE_V3, keep V1 and V2");
+_Static_assert(offsetof(btrfslayer_usage, walk_bytes) == BTRFSLAYER_USAGE_SIZE_V2,
+	       "the fields of BTRFSLAYER_USAGE_SIZE_V2 moved");
+_Static_assert(sizeof(btrfslayer_usage) == BTRFSLAYER_USAGE_SIZE_V3,
+	       "btrfslayer_usage grew: add BTRFSLAYER_USAGE_SIZE_V4, keep V1 to V3");
+_Static_assert(sizeof(btrfslayer_info) == BTRFSLAYER_INFO_SIZE_V1,
+	       "btrfslayer_info grew: add BTRFSLAYER_INFO_SIZE_V2, keep V1");

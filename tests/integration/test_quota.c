@@ -652,7 +652,7 @@ static void test_usage_struct_v1(void **state)
 	limit_exclusive(subvolume_id(c, "l"), "4M");
 	btrfslayer_usage full = usage(c, "l");
 	assert_int_equal(full.exclusive_limit, 4 * MiB);
-	assert_int_equal(sizeof(btrfslayer_usage), BTRFSLAYER_USAGE_SIZE_V2);
+	assert_int_equal(sizeof(btrfslayer_usage), BTRFSLAYER_USAGE_SIZE_V3);
 
 	static const size_t sizes[] = { BTRFSLAYER_USAGE_SIZE_V1, BTRFSLAYER_USAGE_SIZE_V1 + 4,
 					BTRFSLAYER_USAGE_SIZE_V2 - 1 };
