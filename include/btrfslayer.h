@@ -99,8 +99,12 @@ extern "C" {
 
 #define BTRFSLAYER_API __attribute__((visibility("default")))
 
-#define BTRFSLAYER_VERSION_MAJOR 0
-#define BTRFSLAYER_VERSION_MINOR 2
+/* The version of this header.  CMake reads the project version from these
+ * three lines, and btrfslayer_version() reports the library's own.  The
+ * major is the SONAME's (libbtrfslayer.so.1): it changes only with an ABI
+ * break, which the 1.x series never has. */
+#define BTRFSLAYER_VERSION_MAJOR 1
+#define BTRFSLAYER_VERSION_MINOR 0
 #define BTRFSLAYER_VERSION_PATCH 0
 
 /* "Prerequisites not met": home is not on btrfs.  Returned negated.  Above
@@ -134,7 +138,8 @@ BTRFSLAYER_API const char *btrfslayer_strerror(int code);
  * truncated).  -EINVAL when malformed, -ERANGE past 64 bits. */
 BTRFSLAYER_API int btrfslayer_parse_size(const char *s, uint64_t *bytes);
 
-/* "0.2.0": the version of the library actually loaded. */
+/* "1.0.0": the version of the library actually loaded, which may be newer
+ * than the header a program was built with (compare BTRFSLAYER_VERSION_*). */
 BTRFSLAYER_API const char *btrfslayer_version(void);
 
 /* ---- logging ------------------------------------------------------------- */
