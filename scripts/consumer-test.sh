@@ -117,11 +117,14 @@ mount -o loop "$img" "$mnt" || die "cannot mount a loopback btrfs"
 export PKG_CONFIG_LIBDIR=$prefix/$libdir/pkgconfig
 pc_version=$(pkg-config --modversion libbtrfslayer) || die "pkg-config libbtrfslayer"
 [[ $pc_version == "$version" ]] || die "pkg-config says $pc_version, the library $version"
-# shellcheck disable=SC2046 # pkg-config's flags are words
-cc -std=c99 -Wall -Wextra -Wpedantic -Werror $(pkg-config --cflags libbtrfslayer) \
-	-o "$work/consumer-pkgconfig" tests/consumer/consumer.c \
-	$(pkg-config --libs libbtrfslayer) \
-	-Wl,-rpath,"$(pkg-config --variable=libdir libbtrfslayer)" ||
+# (a Requires or Requires.private naming another package fails here)
+cflags=$(pkg-config --cflags libbtrfslayer) || die "pkg-config --cflags libbtrfslayer"
+libs=$(pkg-config --libs libbtrfslayer) || die "pkg-config --libs libbtrfslayer"
+pc_libdir=$(pkg-config --variable=libdir libbtrfslayer)
+echo "consumer: pkg-config: $cflags $libs"
+# shellcheck disable=SC2086 # pkg-config's flags are words
+cc -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags \
+	-o "$work/consumer-pkgconfig" tests/consumer/consumer.c $libs -Wl,-rpath,"$pc_libdir" ||
 	die "build with pkg-config"
 "$work/consumer-pkgconfig" "$mnt/home" pkgconfig || die "the consumer built with pkg-config"
 unset PKG_CONFIG_LIBDIR
