@@ -17,7 +17,6 @@
 # against the same installed prefix in bindings_against_install below.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-src=$PWD
 
 die() { echo "consumer: FAILED: $*" >&2; exit 1; }
 
@@ -98,8 +97,10 @@ loaded=$(env -u LD_LIBRARY_PATH ldd "$prefix/$bindir/btrfslayer" | awk '/libbtrf
 [[ $(realpath "$loaded") == $(realpath "$prefix/$libdir/libbtrfslayer.so.1") ]] ||
 	die "the installed CLI loads '$loaded', not the library of its prefix"
 # the installed man page formats without a warning
-warnings=$(groff -man -Tutf8 -ww -z "$prefix/share/man/man1/btrfslayer.1" 2>&1) &&
-	[[ -z $warnings ]] || die "the man page: ${warnings:-groff failed}"
+if ! warnings=$(groff -man -Tutf8 -ww -z "$prefix/share/man/man1/btrfslayer.1" 2>&1) ||
+	[[ -n $warnings ]]; then
+	die "the man page: ${warnings:-groff failed}"
+fi
 echo "consumer: installed $version into a temporary prefix (SONAME $soname)"
 
 # ---- a btrfs for the homes ----------------------------------------------------

@@ -14,7 +14,7 @@
 # Needs gcc, nm and libabigail's abidw/abidiff: without them it skips (77),
 # and fails under CI=true.
 #
-#     bash tests/abi/gate.sh
+#     bash tests/abi/gate.sh      (GATE_KEEP=1 keeps its temporary directory)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 gate=$here/../../scripts/abi-check.sh
@@ -31,7 +31,7 @@ for tool in abidw abidiff gcc nm; do
 done
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${GATE_KEEP:-} ]] || rm -rf "$work"' EXIT
 cat >"$work/suppr" <<'SUPPR'
 [suppress_type]
   name = grows
@@ -80,53 +80,62 @@ expect() {
 	fi
 }
 
-( expect pass same; exit $failures ) || failures=$((failures + 1))
-(
-	DECLS+=' int t_new(void);'
-	DEFS+=$'\nint t_new(void) { return 0; }'
-	SYM+=' T_1.1 { global: t_new; } T_1.0;'
-	expect pass added-in-new-node; exit $failures
-) || failures=$((failures + 1))
-(
-	GROWS='uint64_t a; uint64_t b; uint64_t c;'
-	expect pass sized-struct-grown-at-end; exit $failures
-) || failures=$((failures + 1))
-(
-	DECLS+=' int t_new(void);'
-	DEFS+=$'\nint t_new(void) { return 0; }'
-	SYM='T_1.0 { global: t_get; t_fixed; t_plain; t_new; local: *; };'
-	expect fail added-to-old-node; exit $failures
-) || failures=$((failures + 1))
-(
-	DECLS='int t_get(struct grows *out, size_t size); int t_fixed(const struct fixed *f);'
-	DEFS='int t_get(struct grows *out, size_t size) { (void)out; return (int)size; }
+# Each case changes what it needs in locals (bash's dynamic scope: build
+# sees them), then asks the gate.
+expect pass same
+case_added_in_new_node() {
+	local DECLS="$DECLS int t_new(void);" DEFS=$DEFS$'\nint t_new(void) { return 0; }'
+	local SYM="$SYM T_1.1 { global: t_new; } T_1.0;"
+	expect pass added-in-new-node
+}
+case_sized_struct_grown_at_end() {
+	local GROWS='uint64_t a; uint64_t b; uint64_t c;'
+	expect pass sized-struct-grown-at-end
+}
+case_added_to_old_node() {
+	local DECLS="$DECLS int t_new(void);" DEFS=$DEFS$'\nint t_new(void) { return 0; }'
+	local SYM='T_1.0 { global: t_get; t_fixed; t_plain; t_new; local: *; };'
+	expect fail added-to-old-node
+}
+case_removed() {
+	local DECLS='int t_get(struct grows *out, size_t size); int t_fixed(const struct fixed *f);'
+	local DEFS='int t_get(struct grows *out, size_t size) { (void)out; return (int)size; }
 int t_fixed(const struct fixed *f) { return f ? 1 : 0; }'
-	SYM='T_1.0 { global: t_get; t_fixed; local: *; };'
-	expect fail removed; exit $failures
-) || failures=$((failures + 1))
-(
-	DECLS=${DECLS/t_plain(int v)/t_plain(long v)}
-	DEFS=${DEFS/t_plain(int v) \{ return v;/t_plain(long v) \{ return (int)v;}
-	expect fail parameter-type-changed; exit $failures
-) || failures=$((failures + 1))
-(
-	DECLS=${DECLS/int t_plain/long t_plain}
-	DEFS=${DEFS/int t_plain/long t_plain}
+	local SYM='T_1.0 { global: t_get; t_fixed; local: *; };'
+	expect fail removed
+}
+case_parameter_type_changed() {
+	local DECLS=${DECLS/t_plain(int v)/t_plain(long v)}
+	local DEFS=${DEFS/t_plain(int v) \{ return v;/t_plain(long v) \{ return (int)v;}
+	expect fail parameter-type-changed
+}
+case_return_type_changed() {
+	local DECLS=${DECLS/int t_plain/long t_plain}
+	local DEFS=${DEFS/int t_plain/long t_plain}
 	DECLS=${DECLS/; long/; T_API long}
-	expect fail return-type-changed; exit $failures
-) || failures=$((failures + 1))
-(
-	GROWS='uint64_t a; uint64_t inserted; uint64_t b;'
-	expect fail sized-struct-member-inserted; exit $failures
-) || failures=$((failures + 1))
-(
-	FIXED='uint32_t x; uint32_t y;'
-	expect fail fixed-struct-grown; exit $failures
-) || failures=$((failures + 1))
-(
-	NODEBUG=1
-	expect fail no-debug-info; exit $failures
-) || failures=$((failures + 1))
+	expect fail return-type-changed
+}
+case_sized_struct_member_inserted() {
+	local GROWS='uint64_t a; uint64_t inserted; uint64_t b;'
+	expect fail sized-struct-member-inserted
+}
+case_fixed_struct_grown() {
+	local FIXED='uint32_t x; uint32_t y;'
+	expect fail fixed-struct-grown
+}
+case_no_debug_info() {
+	local NODEBUG=1
+	expect fail no-debug-info
+}
+case_added_in_new_node
+case_sized_struct_grown_at_end
+case_added_to_old_node
+case_removed
+case_parameter_type_changed
+case_return_type_changed
+case_sized_struct_member_inserted
+case_fixed_struct_grown
+case_no_debug_info
 
 if ((failures)); then
 	echo "gate: $failures case(s) FAILED" >&2
