@@ -141,18 +141,19 @@ cmake --build "$work/consumer-cmake" >"$work/consumer-build.log" 2>&1 ||
 # ---- the bindings -----------------------------------------------------------------
 
 # The Go (bindings/go) and Python (bindings/python) bindings against the
-# installed library: to be wired by their owners.  In scope here:
-#   $prefix                   the install prefix
-#   $prefix/$libdir           libbtrfslayer.so.1 (and its pkgconfig/ dir)
-#   $mnt/home                 a home on the loopback btrfs (root may make more
-#                             under $mnt), torn down on exit
-# e.g. Go: PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig (cgo's #cgo pkg-config)
-# and LD_LIBRARY_PATH=$prefix/$libdir; Python (ctypes/cffi): the same
-# LD_LIBRARY_PATH, or the library's path.  A binding that cannot run where
-# it should must fail (CI=true), not skip.
+# installed library: to be wired when they land.  In scope here:
+#   $1 = $prefix            the install prefix
+#   $2 = $prefix/$libdir    libbtrfslayer.so.1, and pkgconfig/libbtrfslayer.pc
+#   $3 = $mnt               a mounted loopback btrfs (root may make homes
+#                           under it), torn down on exit
+# For instance (the scripts' names as their branches have them):
+#   PKG_CONFIG_PATH=$2/pkgconfig LD_LIBRARY_PATH=$2 bash scripts/go-test.sh --installed
+#   BTRFSLAYER_LIBRARY=$2/libbtrfslayer.so.1 PYTHONPATH=bindings/python python3 -m pytest ...
+# A binding that cannot run where it should must fail here (CI=true), not
+# skip.
 bindings_against_install() {
-	local prefix=$1 libdir=$2 home_parent=$3
-	: "$prefix" "$libdir" "$home_parent"	# nothing wired yet
+	local prefix=$1 libdir=$2 btrfs=$3
+	: "$prefix" "$libdir" "$btrfs"	# nothing wired yet
 }
 bindings_against_install "$prefix" "$prefix/$libdir" "$mnt"
 
