@@ -21,9 +21,9 @@ BTRFSLAYER_DEPS=(
 	make
 	cppcheck		# scripts/lint.sh
 	valgrind		# scripts/valgrind.sh
+	abigail-tools		# scripts/abi-check.sh, abi-baseline.sh: abidiff, abidw
 	clang			# scripts/fuzz.sh: libFuzzer targets
 	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
-	abigail-tools		# scripts/abi-check.sh, abi-baseline.sh: abidiff, abidw
 )
 
 # Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.
