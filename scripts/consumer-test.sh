@@ -146,9 +146,10 @@ cmake --build "$work/consumer-cmake" >"$work/consumer-build.log" 2>&1 ||
 #   $2 = $prefix/$libdir    libbtrfslayer.so.1, and pkgconfig/libbtrfslayer.pc
 #   $3 = $mnt               a mounted loopback btrfs (root may make homes
 #                           under it), torn down on exit
-# For instance (the scripts' names as their branches have them):
-#   PKG_CONFIG_PATH=$2/pkgconfig LD_LIBRARY_PATH=$2 bash scripts/go-test.sh --installed
-#   BTRFSLAYER_LIBRARY=$2/libbtrfslayer.so.1 PYTHONPATH=bindings/python python3 -m pytest ...
+# These two lines, with the scripts of the bindings' branches, ran the Go
+# and Python suites against such a prefix:
+#   PKG_CONFIG_PATH=$libdir/pkgconfig LD_LIBRARY_PATH=$libdir bash scripts/go-test.sh --installed
+#   bash scripts/py-test.sh --installed "$libdir"
 # A binding that cannot run where it should must fail here (CI=true), not
 # skip.
 bindings_against_install() {
