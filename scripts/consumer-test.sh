@@ -48,7 +48,10 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-work=$(mktemp -d /var/tmp/btrfslayer-consumer.XXXXXX)
+# the integration tests' layout (pid, fs.img, btrfs/), so that
+# tests/sweep-mounts.sh unmounts what a run killed outright left
+work=$(mktemp -d /var/tmp/btrfslayer-test.XXXXXX)
+echo $$ >"$work/pid"
 prefix=$work/prefix
 
 # ---- build and install, as a user would, without the test dependencies -----
@@ -105,8 +108,8 @@ echo "consumer: installed $version into a temporary prefix (SONAME $soname)"
 
 # ---- a btrfs for the homes ----------------------------------------------------
 
-img=$work/btrfs.img
-mnt=$work/mnt
+img=$work/fs.img
+mnt=$work/btrfs
 mkdir "$mnt"
 truncate -s 512M "$img"
 out=$(mkfs.btrfs -q "$img" 2>&1) || die "mkfs.btrfs: $out"
