@@ -50,7 +50,10 @@ command -v abidiff >/dev/null || { echo "abi: abidiff is missing (Debian: abigai
 # abidiff compares types only from DWARF; without it, it sees names alone and
 # passes any layout or signature change (and --fail-no-debug-info does not
 # catch that in libabigail 2.2).
-if ! readelf -S "$lib" | grep -q '[.]debug_info'; then
+# (readelf's output taken whole first: with pipefail, grep -q quitting early
+# would fail the pipe by SIGPIPE on readelf)
+sections=$(readelf -S "$lib")
+if ! grep -q '[.]debug_info' <<<"$sections"; then
 	echo "abi: FAILED: $lib has no DWARF (.debug_info): build with -g (RelWithDebInfo)" >&2
 	exit 1
 fi

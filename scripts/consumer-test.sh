@@ -87,9 +87,8 @@ for f in "$libdir/libbtrfslayer.so.1" "$libdir/libbtrfslayer.so" include/btrfsla
 	"$libdir/cmake/btrfslayer/btrfslayerConfigVersion.cmake"; do
 	[[ -e $prefix/$f ]] || die "cmake --install did not install $f"
 done
-if find "$prefix" -name '*.a' | grep -q .; then
-	die "a static library was installed: $(find "$prefix" -name '*.a')"
-fi
+statics=$(find "$prefix" -name '*.a')
+[[ -z $statics ]] || die "a static library was installed: $statics"
 soname=$(readelf -d "$prefix/$libdir/libbtrfslayer.so.1" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [[ $soname == libbtrfslayer.so.1 ]] || die "SONAME is '$soname', want libbtrfslayer.so.1"
 # the installed CLI runs from the prefix alone (its RPATH), and loads the
