@@ -382,6 +382,7 @@ BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 					  btrfslayer_error **err);
 
 enum {
+	BTRFSLAYER_QUOTA_OFF = 0,	/* usage with BTRFSLAYER_USAGE_WALK only */
 	BTRFSLAYER_QUOTA_QGROUP = 1,
 	BTRFSLAYER_QUOTA_SIMPLE = 2,
 };
@@ -510,8 +511,13 @@ typedef int (*btrfslayer_change_fn)(int kind, const char *path, void *userdata);
 #define BTRFSLAYER_CHANGES_MASK BTRFSLAYER_CHANGES_WALK
 
 /* Progress of export and apply: bytes done so far, and the total (0 when
- * unknown). */
-typedef void (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+ * unknown).  Return 0 to go on; any other value stops the call, which then
+ * returns -ECANCELED (after taking back what it made, as on any failure). */
+typedef int (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+/* No flags are defined yet for export and apply: any bit is -EINVAL. */
+#define BTRFSLAYER_EXPORT_MASK UINT32_C(0)
+#define BTRFSLAYER_APPLY_MASK UINT32_C(0)
 
 BTRFSLAYER_API int btrfslayer_changes(btrfslayer *h, const char *id, const char *parent,
 				      uint32_t flags, btrfslayer_change_fn fn, void *userdata,
