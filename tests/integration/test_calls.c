@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,6 +25,7 @@
 
 #include <cmocka.h>
 #include <btrfsutil.h>
+#include <linux/btrfs.h>
 
 #include "btrfslayer.h"
 #include "check.h"
@@ -241,6 +244,43 @@ static void test_info_parent_gone(void **state)
 	assert_int_equal(btrfs_util_create_snapshot(path, snap, 0, NULL, NULL), BTRFS_UTIL_OK);
 	create(c, "of-p", "p", 0);
 	assert_string_equal(info_of(c, "of-p").parent, "p");
+}
+
+/* Without CAP_SYS_ADMIN (a rootless runtime), the uuid and root trees
+ * cannot be searched: the parent is still found, by comparing the layers'
+ * uuids.  A child process in a user namespace of its own, on the handle
+ * opened as root, has no privilege over the filesystem. */
+static void test_info_unprivileged(void **state)
+{
+	struct ctx *c = *state;
+	char path[PATH_MAX];
+	create(c, "p", NULL, 0);
+	create(c, "c", "p", 0);
+	create(c, "other", NULL, 0);
+	layer_path(c, "c", "nested", path, sizeof(path));
+	make_subvolume(path, false);
+	btrfslayer_info privileged = info_of(c, "c");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		btrfslayer_info info;
+		if (unshare(CLONE_NEWUSER) < 0)
+			_exit(100);
+		/* the fallback is taken: the privileged search is refused */
+		int fd = open(c->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct btrfs_ioctl_search_args args = { .key = { .tree_id = 1, .nr_items = 1 } };
+		if (fd < 0 || ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) == 0 || errno != EPERM)
+			_exit(101);
+		close(fd);
+		if (btrfslayer_layer_info(c->h, "c", &info, sizeof(info), NULL) < 0)
+			_exit(102);
+		_exit(strcmp(info.parent, "p") ? 103 :
+		      memcmp(&info, &privileged, sizeof(info)) ? 104 : 0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_info_errors(void **state)
@@ -766,6 +806,7 @@ int main(void)
 		T(test_info_matches_btrfs),
 		T(test_info_bigger_struct),
 		T(test_info_parent_gone),
+		T(test_info_unprivileged),
 		T(test_info_errors),
 		T(test_seal_with_nested),
 		T(test_seal_then_snapshot),
