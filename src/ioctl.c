@@ -144,8 +144,32 @@ int bl_ioctl_destroy_by_id(int fd, uint64_t id)
 
 int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
 {
+	/* GET_SUBVOL_INFO (Linux 4.18) needs no privilege: a root without
+	 * CAP_SYS_ADMIN (a default container) and a rootless caller get it
+	 * too.  libbtrfsutil searches the root tree when euid is 0, which
+	 * takes CAP_SYS_ADMIN; it is kept for older kernels only. */
+	struct btrfs_ioctl_get_subvol_info_args *args = calloc(1, sizeof(*args));
+	if (!args)
+		return -ENOMEM;
+	int r = bl_check_btrfs(fd);
+	if (r == 0 && ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, args) < 0)
+		r = -errno;
+	if (r == 0) {
+		out->id = args->treeid;
+		memcpy(out->uuid, args->uuid, sizeof(out->uuid));
+		memcpy(out->parent_uuid, args->parent_uuid, sizeof(out->parent_uuid));
+		out->read_only = args->flags & BTRFS_ROOT_SUBVOL_RDONLY;
+		out->created = args->otransid;
+		out->generation = args->generation;
+		out->otime_sec = (int64_t)args->otime.sec;
+		out->otime_nsec = args->otime.nsec;
+	}
+	free(args);
+	if (r != -ENOTTY)
+		return r;
+
 	struct btrfs_util_subvolume_info info;
-	int r = UTIL(btrfs_util_subvolume_info_fd(fd, 0, &info));
+	r = UTIL(btrfs_util_subvolume_info_fd(fd, 0, &info));
 	if (r < 0)
 		return r;
 	out->id = info.id;

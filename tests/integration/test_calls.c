@@ -15,10 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +26,7 @@
 #include <cmocka.h>
 #include <btrfsutil.h>
 #include <linux/btrfs.h>
+#include <linux/capability.h>
 
 #include "btrfslayer.h"
 #include "check.h"
@@ -246,11 +247,11 @@ static void test_info_parent_gone(void **state)
 	assert_string_equal(info_of(c, "of-p").parent, "p");
 }
 
-/* Without CAP_SYS_ADMIN (a rootless runtime), the uuid and root trees
- * cannot be searched: the parent is still found, by comparing the layers'
- * uuids.  A child process in a user namespace of its own, on the handle
- * opened as root, has no privilege over the filesystem. */
-static void test_info_unprivileged(void **state)
+/* Without CAP_SYS_ADMIN (a root in a default container, or a rootless
+ * runtime), the uuid and root trees cannot be searched: the parent is still
+ * found, by comparing the layers' uuids, and every field is the same.  A
+ * child process that dropped CAP_SYS_ADMIN uses the handle opened before. */
+static void test_info_without_cap_sys_admin(void **state)
 {
 	struct ctx *c = *state;
 	char path[PATH_MAX];
@@ -263,19 +264,25 @@ static void test_info_unprivileged(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+		struct __user_cap_data_struct caps[2];
 		btrfslayer_info info;
-		if (unshare(CLONE_NEWUSER) < 0)
+		if (syscall(SYS_capget, &header, caps) < 0)
 			_exit(100);
+		caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+		caps[CAP_TO_INDEX(CAP_SYS_ADMIN)].permitted &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+		if (syscall(SYS_capset, &header, caps) < 0)
+			_exit(101);
 		/* the fallback is taken: the privileged search is refused */
 		int fd = open(c->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		struct btrfs_ioctl_search_args args = { .key = { .tree_id = 1, .nr_items = 1 } };
 		if (fd < 0 || ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) == 0 || errno != EPERM)
-			_exit(101);
+			_exit(102);
 		close(fd);
 		if (btrfslayer_layer_info(c->h, "c", &info, sizeof(info), NULL) < 0)
-			_exit(102);
-		_exit(strcmp(info.parent, "p") ? 103 :
-		      memcmp(&info, &privileged, sizeof(info)) ? 104 : 0);
+			_exit(103);
+		_exit(strcmp(info.parent, "p") ? 104 :
+		      memcmp(&info, &privileged, sizeof(info)) ? 105 : 0);
 	}
 	int status;
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -806,7 +813,7 @@ int main(void)
 		T(test_info_matches_btrfs),
 		T(test_info_bigger_struct),
 		T(test_info_parent_gone),
-		T(test_info_unprivileged),
+		T(test_info_without_cap_sys_admin),
 		T(test_info_errors),
 		T(test_seal_with_nested),
 		T(test_seal_then_snapshot),
