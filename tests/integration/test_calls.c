@@ -392,6 +392,24 @@ static void test_seal_errors(void **state)
 	assert_string_equal(before, after);
 	free(before);
 	free(after);
+
+	/* a nested subvolume that cannot be reached without crossing a mount
+	 * (something mounted over its directory): refused, and nothing of the
+	 * layer is sealed */
+	char top[PATH_MAX], sub[PATH_MAX], nested[PATH_MAX];
+	create(c, "m", NULL, 0);
+	layer_path(c, "m", NULL, top, sizeof(top));
+	layer_path(c, "m", "sub", sub, sizeof(sub));
+	layer_path(c, "m", "sub/n", nested, sizeof(nested));
+	assert_int_equal(mkdir(sub, 0755), 0);
+	make_subvolume(nested, false);
+	assert_int_equal(mount("tmpfs", sub, "tmpfs", 0, "size=1m"), 0);
+	expect_fail(btrfslayer_set_read_only(c->h, "m", 1, ERR), -EXDEV, "sub/n");
+	assert_int_equal(umount2(sub, 0), 0);
+	assert_false(read_only(top));
+	assert_false(read_only(nested));
+	assert_ok(btrfslayer_set_read_only(c->h, "m", 1, ERR));
+	assert_true(read_only(nested));
 }
 
 /* ---- a layer as an fd -------------------------------------------------------------- */
