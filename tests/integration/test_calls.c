@@ -28,6 +28,12 @@
 #include <linux/btrfs.h>
 #include <linux/capability.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #include "btrfslayer.h"
 #include "check.h"
 #include "harness.h"
@@ -543,7 +549,15 @@ static void test_mount_idmapped(void **state)
 	assert_int_equal(write_file(path, 4096), 0);
 	assert_int_equal(chown(path, 0, 0), 0);
 
-	assert_ok(btrfslayer_mount_idmapped(c->h, "a", map, 1, map, 1, 0, &mfd, ERR));
+	btrfslayer_error *err = NULL;
+	int r = btrfslayer_mount_idmapped(c->h, "a", map, 1, map, 1, 0, &mfd, &err);
+	if (r == -EOPNOTSUPP && RUNNING_ON_VALGRIND) {
+		/* valgrind 3.19 knows neither open_tree nor mount_setattr */
+		btrfslayer_error_free(err);
+		skip();
+	}
+	if (r < 0)
+		fail_msg("mount_idmapped: %s", btrfslayer_error_message(err));
 	assert_true(mfd >= 0);
 	assert_true(fcntl(mfd, F_GETFD) & FD_CLOEXEC);
 	attach(mfd, target, sizeof(target));
@@ -732,7 +746,7 @@ static void test_usage_walk_quotas_off(void **state)
 	assert_int_equal(write_file(path, 1 << 20), 0);
 	layer_path(c, "w", "mnt", path, sizeof(path));
 	assert_int_equal(mkdir(path, 0755), 0);
-	assert_int_equal(mount(target, path, NULL, MS_BIND, NULL), 0);
+	assert_int_equal(mount(target, path, "none", MS_BIND, NULL), 0);
 
 	/* what the walk should find, by lstat */
 	uint64_t want = 0;
