@@ -499,8 +499,9 @@ BTRFSLAYER_API int btrfslayer_layer_info(btrfslayer *h, const char *id,
  * Files already open for writing in the layer fail their next write with
  * EROFS.
  * -EINVAL for a bad id or handle; -ENOENT if there is no such layer;
- * -EAGAIN if a nested subvolume was replaced while being sealed; -EPERM
- * without the privilege below.
+ * -EXDEV (or -ELOOP) if a nested subvolume can only be reached across a
+ * mount point (or a symlink), -EAGAIN if one was replaced while being
+ * sealed: nothing is changed then; -EPERM without the privilege below.
  * Privilege: owner of the subvolumes or CAP_FOWNER; listing the nested
  * subvolumes needs what remove needs for it. */
 BTRFSLAYER_API int btrfslayer_set_read_only(btrfslayer *h, const char *id, int read_only,
@@ -540,7 +541,8 @@ BTRFSLAYER_API int btrfslayer_get_fd(btrfslayer *h, const char *id, uint32_t fla
  * as 100000.  So a layer stays owned by unmapped ids on disk and is shared
  * by containers of any maps, with no chown.
  * flags: BTRFSLAYER_MOUNT_*; unknown bits are -EINVAL.
- * *mount_fd is -1 on failure.  -ENOENT if there is no such layer;
+ * *mount_fd is -1 on failure.  -EINVAL for a bad id or handle or a NULL
+ * mount_fd; -ENOENT if there is no such layer;
  * -EOPNOTSUPP, saying why, where the kernel cannot (open_tree before 5.2,
  * mount_setattr before 5.12, idmapped btrfs before 5.15); -EPERM without
  * the privilege.  Nothing on disk changes.
