@@ -548,6 +548,10 @@ static void test_mount_idmapped(void **state)
 	layer_path(c, "a", "by-host-root", path, sizeof(path));
 	assert_int_equal(write_file(path, 4096), 0);
 	assert_int_equal(chown(path, 0, 0), 0);
+	layer_path(c, "a", "nested", path, sizeof(path));
+	make_subvolume(path, false);
+	layer_path(c, "a", "nested/inside", path, sizeof(path));
+	assert_int_equal(write_file(path, 4096), 0);
 
 	btrfslayer_error *err = NULL;
 	int r = btrfslayer_mount_idmapped(c->h, "a", map, 1, map, 1, 0, &mfd, &err);
@@ -569,6 +573,10 @@ static void test_mount_idmapped(void **state)
 	assert_int_equal(st.st_uid, HOST_BASE);
 	assert_int_equal(st.st_gid, HOST_BASE);
 	assert_int_equal(stat(target, &st), 0);
+	assert_int_equal(st.st_uid, HOST_BASE);
+	/* a nested subvolume shows through it, mapped too */
+	snprintf(path, sizeof(path), "%s/nested/inside", target);
+	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_uid, HOST_BASE);
 
 	/* container root (host uid HOST_BASE) creates a file through the
