@@ -13,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dir=${1:-build}
 tests=(tests/integration/integration_layers tests/integration/integration_quota
 	tests/integration/integration_host tests/integration/integration_recovery
+	tests/integration/integration_calls
 	tests/hostile/hostile tests/oldkernel/oldkernel tests/names/names)
 status=0
 for t in "${tests[@]}"; do

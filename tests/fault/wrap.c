@@ -499,6 +499,28 @@ int __wrap_bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
 	return __real_bl_ioctl_child_subvolume(dirfd, name, id);
 }
 
+DECLARE(bl_ioctl_has_nested);
+int __wrap_bl_ioctl_has_nested(int fd)
+{
+	BL_FAULT(bl_ioctl_has_nested);
+	return __real_bl_ioctl_has_nested(fd);
+}
+
+DECLARE(bl_ioctl_subvolumes_by_uuid);
+int __wrap_bl_ioctl_subvolumes_by_uuid(int fd, const uint8_t uuid[16], uint64_t *ids, size_t max)
+{
+	BL_FAULT(bl_ioctl_subvolumes_by_uuid);
+	return __real_bl_ioctl_subvolumes_by_uuid(fd, uuid, ids, max);
+}
+
+DECLARE(bl_ioctl_subvolume_backref);
+int __wrap_bl_ioctl_subvolume_backref(int fd, uint64_t id, uint64_t parent_tree, uint64_t *dirid,
+				      char *name, size_t size)
+{
+	BL_FAULT(bl_ioctl_subvolume_backref);
+	return __real_bl_ioctl_subvolume_backref(fd, id, parent_tree, dirid, name, size);
+}
+
 /* It reports its own failures through err: so does its fault. */
 DECLARE(bl_label_apply);
 int __wrap_bl_label_apply(int fd, const char *label, const char *path,
