@@ -392,8 +392,26 @@ struct bl_subvolume {
  * layer is read.  Free with bl_subvolumes_free(). */
 int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n);
 void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n);
+/* bl_ioctl_nested_subvolumes() reads the root tree with libbtrfsutil's
+ * iterator, which needs CAP_SYS_ADMIN when geteuid() is 0; without it (root
+ * in a user namespace: unshare -r) it walks with the two calls below, which
+ * any user who can read the layer may make.  So do rootless callers that
+ * only ask for a layer's direct children: */
+struct bl_child_subvolume {
+	uint64_t id;
+	char *path;	/* relative to fd: "dir/name", or "name" */
+};
+/* The subvolumes directly below the subvolume fd is in (not nested
+ * deeper), with their paths from fd (BTRFS_IOC_GET_SUBVOL_ROOTREF and
+ * BTRFS_IOC_INO_LOOKUP_USER, Linux 4.18: no privilege; fd should be the
+ * subvolume's root, as INO_LOOKUP_USER builds paths from it and fails with
+ * -EACCES for a directory not below fd).  Free with
+ * bl_child_subvolumes_free(). */
+int bl_ioctl_child_subvolumes(int fd, struct bl_child_subvolume **out, size_t *n);
+void bl_child_subvolumes_free(struct bl_child_subvolume *children, size_t n);
 
-/* Quota mode, and whether the kernel marked its numbers inconsistent. */
+/* Quota mode, and whether the kernel marked its numbers inconsistent (from
+ * sysfs without CAP_SYS_ADMIN). */
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent);
 /* Whether the running kernel offers simple quotas (Linux 6.7). */
 bool bl_kernel_has_simple_quota(void);
@@ -402,8 +420,12 @@ int bl_ioctl_quota_enable(int fd, enum bl_quota_mode mode);
 /* Limit the referenced bytes of the subvolume fd is in (0 clears that limit),
  * and clear every other limit of its qgroup (exclusive, reserved). */
 int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced);
+/* The same for qgroup `qgroupid` (any level; 0: the subvolume fd is in). */
+int bl_ioctl_qgroup_limit_id(int fd, uint64_t qgroupid, uint64_t max_referenced);
 int bl_ioctl_qgroup_create(int fd, uint64_t qgroupid);
 int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid);
+/* Make qgroup `member` a member of `parent` (-EEXIST when it is one). */
+int bl_ioctl_qgroup_assign(int fd, uint64_t member, uint64_t parent);
 
 struct bl_qgroup {
 	uint64_t referenced;
@@ -414,7 +436,7 @@ struct bl_qgroup {
 };
 /* What the quota tree says of qgroup `qgroupid` (level 0: a subvolume id):
  * numbers as of the last transaction commit.  -ENOENT when there is no such
- * qgroup or quotas are off. */
+ * qgroup or quotas are off.  Without CAP_SYS_ADMIN, from sysfs. */
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out);
 /* Whether the qgroup's only limit is max_referenced (0: it has none at all,
  * of any kind): what bl_ioctl_qgroup_limit() leaves. */

@@ -84,6 +84,10 @@ static int enable_locked(btrfslayer *h, enum bl_quota_mode *mode,
 		r = bl_ioctl_quota_status(h->home_fd, mode, &inconsistent);
 	if (r == 0 && *mode == BL_QUOTA_OFF)
 		r = -EIO;	/* the kernel said yes and did nothing */
+	if (r == -EPERM)
+		return bl_fail(err, r, "enable %s quotas: %s (needs CAP_SYS_ADMIN; without it, "
+			       "create layers without size= and leave quotas to the administrator)",
+			       mode_names[want], h->home);
 	if (r < 0)
 		return bl_fail(err, r, "enable %s quotas: %s", mode_names[want], h->home);
 	bl_log(BTRFSLAYER_LOG_INFO, "enabled %s quotas on the filesystem of %s",

@@ -128,6 +128,24 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 	return r;
 }
 
+/* Without CAP_SYS_ADMIN (a rootless caller, on a filesystem mounted with
+ * user_subvol_rm_allowed) the kernel deletes a subvolume only if the caller
+ * could write to its root, which a read-only subvolume refuses with EROFS:
+ * make it writable (*top_unsealed) and try again. */
+static int destroy_read_only_top(int fd, uint64_t top_id, bool *top_unsealed)
+{
+	bool ro = false;
+	int r = bl_ioctl_get_read_only(fd, &ro);
+	if (r == 0 && !ro)
+		return -EROFS;	/* not why it was refused */
+	if (r == 0)
+		r = bl_ioctl_set_read_only(fd, false);
+	if (r < 0)
+		return r;
+	*top_unsealed = true;
+	return bl_ioctl_destroy_by_id(fd, top_id);
+}
+
 int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 		    btrfslayer_error **err)
 {
@@ -147,6 +165,8 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 		if (r < 0)
 			break;
 		r = bl_ioctl_destroy_by_id(fd, top_id);
+		if (r == -EROFS && !top_unsealed)
+			r = destroy_read_only_top(fd, top_id, &top_unsealed);
 		/* ENOENT: another handle's sweep deleted it first; its qgroup
 		 * is still to be destroyed, so the marker stays */
 		if (r == -ENOENT)
@@ -162,7 +182,9 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 	if (marked)
 		bl_quota_unmark(h, top_id);
 	if (err && !*err)	/* the failing step may have said it already */
-		bl_fail(err, r, "delete subvolume: %s", path);
+		bl_fail(err, r, "delete subvolume: %s%s", path,
+			r == -EPERM ? " (without CAP_SYS_ADMIN, the filesystem must be mounted "
+				      "with user_subvol_rm_allowed)" : "");
 	/* leave a read-only layer read-only when it survives */
 	if (top_unsealed && bl_ioctl_set_read_only(fd, true) < 0) {
 		bl_log(BTRFSLAYER_LOG_WARNING,
