@@ -113,7 +113,6 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 				bl_fail_msg(err, r, "invalid option btrfs.quota_mode=%s "
 					    "(known: qgroup, simple)",
 					    bl_quote(quoted, sizeof(quoted), value));
-			*quotas_wanted = true;
 		} else if (!strcmp(key, "btrfs.mount_home")) {
 			r = bl_parse_bool(value, &h->mount_home);
 			if (r < 0)
@@ -496,8 +495,8 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = set_up_home(h, uid_map, n_uid_map, gid_map, n_gid_map, err);
 	if (r == 0)
 		bl_session_unlock_home(h);
-	if (r == 0 && quotas_wanted)
-		r = bl_quota_open(h, err);
+	if (r == 0 && (quotas_wanted || h->quota_mode != BL_QUOTA_OFF))
+		r = bl_quota_open(h, quotas_wanted, err);
 	if (r == 0)
 		bl_sweep(h);
 	if (r < 0) {

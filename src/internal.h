@@ -447,13 +447,14 @@ bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_reference
 const char *bl_quota_mode_name(enum bl_quota_mode mode);
 /* "qgroup" or "simple"; -EINVAL for anything else. */
 int bl_quota_parse_mode(const char *value, enum bl_quota_mode *mode);
-/* Make sure quotas are on, in whatever mode: turn them on in h's mode
- * (btrfs.quota_mode, else simple where the kernel has them, else qgroup)
- * when they are off. */
+/* A call that sets a limit: make sure quotas are on, turning them on in h's
+ * mode (btrfs.quota_mode, else simple where the kernel has them, else
+ * qgroup) when they are off; -EBUSY when they are on in another mode than
+ * btrfs.quota_mode names. */
 int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err);
-/* The same at open, where btrfs.quota_mode must also match the mode that is
- * on (-EBUSY otherwise). */
-int bl_quota_open(btrfslayer *h, btrfslayer_error **err);
+/* At open: the same when `enable` (btrfs.min_space was given); otherwise
+ * (btrfs.quota_mode alone) only the check of a mode already on. */
+int bl_quota_open(btrfslayer *h, bool enable, btrfslayer_error **err);
 /* A size limit must be above 0 and at least btrfs.min_space (-EINVAL), and
  * below 2^64-1, which the kernel takes for "no limit" (-ERANGE).  `given` is
  * the text the caller wrote, for the message, or NULL. */
@@ -503,6 +504,25 @@ unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
  * destroyed the qgroup or found it gone (the marker is deleted; logged), 0
  * if not, -EINVAL if name is not a marker's. */
 int bl_quota_adopt_marker(btrfslayer *h, const char *name);
+
+/* ---- nestlimit.c: limits nested subvolumes cannot escape ---------------- */
+
+/* 1/<subvolume>: the level-1 qgroup of a limited layer, simple quotas. */
+uint64_t bl_nested_qgroup(uint64_t subvolume);
+/* With simple quotas, give the layer (fd, its root) the level-1 qgroup
+ * 1/<its id> holding it and every subvolume nested in it, limited to `size`
+ * (0: its limit cleared); nothing in another mode.  Part of
+ * bl_quota_limit(). */
+int bl_nested_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
+/* Destroy 1/<subvolume> of fd's filesystem: 0 when gone or never made,
+ * -EBUSY while a qgroup is still a member of it. */
+int bl_nested_limit_destroy(int fd, uint64_t subvolume);
+/* Deleting a nested subvolume charges its parent's qgroups, so a layer
+ * whose 1/<subvolume> is at its limit cannot delete what it nests (EDQUOT):
+ * a removal lifts that limit first (*was: what it was; -ENOENT when there
+ * is none), and puts it back if the layer survives whole. */
+int bl_nested_limit_lift(int fd, uint64_t subvolume, uint64_t *was);
+void bl_nested_limit_restore(int fd, uint64_t subvolume, uint64_t limit, const char *path);
 
 /* ---- intent.c: the journal of limit changes in flight -------------------- */
 

@@ -103,24 +103,41 @@ static int ensure(btrfslayer *h, enum bl_quota_mode *mode, btrfslayer_error **er
 	return r;
 }
 
-int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err)
+/* Quotas on in `mode` must be in h's (btrfs.quota_mode), when it names one:
+ * switching means disabling, which drops every limit on the filesystem. */
+static int check_mode(const btrfslayer *h, enum bl_quota_mode mode, btrfslayer_error **err)
 {
-	enum bl_quota_mode mode;
-	return ensure(h, &mode, err);
-}
-
-int bl_quota_open(btrfslayer *h, btrfslayer_error **err)
-{
-	enum bl_quota_mode mode;
-	int r = ensure(h, &mode, err);
-	if (r < 0 || h->quota_mode == BL_QUOTA_OFF || mode == h->quota_mode)
-		return r;
-	/* switching means disabling, which drops every limit on the filesystem */
+	if (h->quota_mode == BL_QUOTA_OFF || mode == BL_QUOTA_OFF || mode == h->quota_mode)
+		return 0;
 	return bl_fail_msg(err, -EBUSY,
 			   "btrfs.quota_mode=%s: %s: quotas are already on in %s mode; "
 			   "switching would drop every limit on the filesystem, so it is "
 			   "left to the administrator", mode_names[h->quota_mode], h->home,
 			   mode_names[mode]);
+}
+
+int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	int r = ensure(h, &mode, err);
+	return r < 0 ? r : check_mode(h, mode, err);
+}
+
+int bl_quota_open(btrfslayer *h, bool enable, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	if (h->quota_mode == BL_QUOTA_SIMPLE && !bl_kernel_has_simple_quota())
+		return bl_fail_msg(err, -EOPNOTSUPP,
+				   "btrfs.quota_mode=simple: %s: this kernel has no simple quotas "
+				   "(Linux 6.7 or later); use btrfs.quota_mode=qgroup", h->home);
+	if (enable)
+		return bl_quota_ensure(h, err);
+	/* btrfs.quota_mode alone turns nothing on: the first limit does */
+	int r = bl_ioctl_quota_status(h->home_fd, &mode, &inconsistent);
+	if (r < 0)
+		return bl_fail(err, r, "read quota status: %s", h->home);
+	return check_mode(h, mode, err);
 }
 
 int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
@@ -170,7 +187,8 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
 	if (r < 0)
 		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s", size, path)
 			    : bl_fail(err, r, "clear size limit: %s", path);
-	return 0;
+	/* and on what the layer nests, with simple quotas (nestlimit.c) */
+	return bl_nested_limit(fd, size, path, err);
 }
 
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
@@ -355,6 +373,14 @@ static int try_destroy(btrfslayer *h, uint64_t id)
 		r = bl_ioctl_qgroup_destroy(h->home_fd, id);
 	/* ENOENT: the kernel dropped it; ENOTCONN: quotas are off */
 	if (r == 0 || r == -ENOENT || r == -ENOTCONN) {
+		/* then the level-1 qgroup of a limit with simple quotas
+		 * (nestlimit.c), once no nested subvolume's is left in it */
+		int l1 = bl_nested_limit_destroy(h->home_fd, id);
+		if (l1 < 0 && l1 != -EBUSY)
+			bl_log(BTRFSLAYER_LOG_WARNING, "destroy qgroup 1/%" PRIu64 " of %s: %s",
+			       id, h->home, btrfslayer_strerror(l1));
+		if (l1 < 0)
+			return l1;
 		bl_quota_unmark(h, id);
 		return r == 0;
 	}
