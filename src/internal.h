@@ -89,6 +89,7 @@ struct btrfslayer {
 	bool lock_made;		/* ... HOME/.lock */
 	bool layout_made[2];	/* ... HOME/subvolumes, HOME/quotas */
 	bool idmap_written;	/* ... HOME/.idmap */
+	bool read_only;		/* btrfs.read_only: changes nothing (readonly.c) */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -115,6 +116,19 @@ void bl_note_leftover(btrfslayer *h);
  * of each call that changes the store.  The message is "<step>: <path>:
  * commit to disk: <reason>". */
 int bl_commit(btrfslayer *h, const char *step, const char *path, btrfslayer_error **err);
+
+/* ---- readonly.c: read-only handles ------------------------------------------ */
+
+/* The door of every call that changes the store: -EROFS, with the message
+ * "<step>: <home>: the handle is read-only (...)", when h was opened with
+ * btrfs.read_only=true; 0 otherwise.  Call it after the argument checks and
+ * before anything else. */
+int bl_check_writable(const btrfslayer *h, const char *step, btrfslayer_error **err);
+/* Open of a read-only handle, in place of the session and set-up steps:
+ * subvolumes/ and quotas/ must exist (-ENOENT otherwise) and are opened
+ * as found; id maps are checked against HOME/.idmap, nothing is written. */
+int bl_read_only_layout(btrfslayer *h, const btrfslayer_idmap *uid_map, size_t n_uid_map,
+			const btrfslayer_idmap *gid_map, size_t n_gid_map, btrfslayer_error **err);
 
 /* ---- session.c: handles sharing a home ----------------------------------- */
 

@@ -238,6 +238,8 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 	enum bl_quota_mode mode;
 	bool inconsistent;
 	uint64_t size;
+	if (h->read_only)
+		return 0;	/* a read-only handle changes nothing */
 	if (bl_quota_file_read(h, id, &size) < 0)
 		return 0;	/* none, or garbage: logged, never a wrong limit */
 	/* Never turns quotas on: get is a read, and turning them on is a
@@ -532,6 +534,8 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 		return r;
 	if ((r = bl_quota_check_size(h, size, NULL, err)) < 0)
 		return r;
+	if ((r = bl_check_writable(h, "set size limit", err)) < 0)
+		return r;
 	if ((r = bl_quota_ensure(h, err)) < 0)
 		return r;
 	bl_id_lock(h, id);
@@ -548,6 +552,8 @@ BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 {
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
+		return r;
+	if ((r = bl_check_writable(h, "clear size limit", err)) < 0)
 		return r;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "clear size limit", err);
