@@ -184,9 +184,10 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
 		if (r == 0 || r == -EEXIST)
 			r = bl_ioctl_qgroup_limit(fd, size);
 	}
+	const char *why = r == -EPERM ? " (needs CAP_SYS_ADMIN)" : "";
 	if (r < 0)
-		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s", size, path)
-			    : bl_fail(err, r, "clear size limit: %s", path);
+		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s%s", size, path, why)
+			    : bl_fail(err, r, "clear size limit: %s%s", path, why);
 	/* and on what the layer nests, with simple quotas (nestlimit.c) */
 	return bl_nested_limit(fd, size, path, err);
 }
