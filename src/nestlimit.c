@@ -28,8 +28,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -39,8 +41,30 @@ uint64_t bl_nested_qgroup(uint64_t subvolume)
 	return (UINT64_C(1) << 48) | subvolume;
 }
 
+/* The directory the layer's root (fd) is in, on the same filesystem: the
+ * qgroup ioctls go through it, since the kernel charges their transaction
+ * to the subvolume they are asked through, and a layer at or over its
+ * limit has no room for it (EDQUOT). */
+static int open_outside(int fd)
+{
+	uint8_t fsid[16], up_fsid[16];
+	int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (up < 0)
+		return -errno;
+	int r = bl_ioctl_fs_uuid(fd, fsid);
+	if (r == 0)
+		r = bl_ioctl_fs_uuid(up, up_fsid);
+	if (r == 0 && memcmp(fsid, up_fsid, sizeof(fsid)))
+		r = -EXDEV;
+	if (r < 0) {
+		close(up);
+		return r;
+	}
+	return up;
+}
+
 /* Every subvolume nested in the layer (fd) already: a member of group. */
-static int adopt_nested(int fd, uint64_t group)
+static int adopt_nested(int fd, int via, uint64_t group)
 {
 	struct bl_subvolume *nested;
 	size_t n;
@@ -48,7 +72,7 @@ static int adopt_nested(int fd, uint64_t group)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		r = bl_ioctl_qgroup_assign(fd, nested[i].id, group);
+		r = bl_ioctl_qgroup_assign(via, nested[i].id, group);
 		if (r == -EEXIST)
 			r = 0;
 	}
@@ -69,21 +93,27 @@ int bl_nested_limit(int fd, uint64_t size, const char *path, btrfslayer_error **
 	if (r < 0)
 		return bl_fail(err, r, "limit nested subvolumes: %s", path);
 	uint64_t group = bl_nested_qgroup(subvolume);
+	int via = open_outside(fd);
+	if (via < 0)
+		return bl_fail(err, via, "limit nested subvolumes: %s: open the directory it is in",
+			       path);
 	if (!size) {
 		/* the qgroup stays, empty of limits, until the layer goes */
-		r = bl_ioctl_qgroup_limit_id(fd, group, 0);
+		r = bl_ioctl_qgroup_limit_id(via, group, 0);
+		close(via);
 		if (r < 0 && r != -ENOENT)
 			return bl_fail(err, r, "clear size limit of nested subvolumes (qgroup "
 				       "1/%" PRIu64 "): %s", subvolume, path);
 		return 0;
 	}
-	r = bl_ioctl_qgroup_create(fd, group);
+	r = bl_ioctl_qgroup_create(via, group);
 	if (r == 0 || r == -EEXIST)
-		r = bl_ioctl_qgroup_assign(fd, subvolume, group);
+		r = bl_ioctl_qgroup_assign(via, subvolume, group);
 	if (r == 0 || r == -EEXIST)
-		r = adopt_nested(fd, group);
+		r = adopt_nested(fd, via, group);
 	if (r == 0)
-		r = bl_ioctl_qgroup_limit_id(fd, group, size);
+		r = bl_ioctl_qgroup_limit_id(via, group, size);
+	close(via);
 	if (r < 0)
 		return bl_fail(err, r, "set size limit %" PRIu64 " of nested subvolumes (qgroup "
 			       "1/%" PRIu64 "): %s", size, subvolume, path);
