@@ -252,7 +252,18 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		return bl_fail(err, r, "read quota status: %s", path);
 	if (mode == BL_QUOTA_OFF)
 		return 0;
-	r = limit_to(fd, size, path, err);
+	btrfslayer_error *limit_err = NULL;
+	r = limit_to(fd, size, path, &limit_err);
+	if (r == -EPERM) {
+		/* a read must work without CAP_SYS_ADMIN: the limit waits for
+		 * a privileged get */
+		bl_log(BTRFSLAYER_LOG_WARNING, "%s", btrfslayer_error_message(limit_err));
+		r = 0;
+	}
+	if (r < 0 && err)
+		*err = limit_err;
+	else
+		btrfslayer_error_free(limit_err);
 	return r < 0 ? r : 0;
 }
 
