@@ -477,7 +477,8 @@ int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
 /* bl_parse_size() and then bl_quota_check_size(). */
 int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 			btrfslayer_error **err);
-/* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of. */
+/* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of
+ * (and, with simple quotas, of what it nests: nestlimit.c). */
 int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
 /* get(): apply the limit recorded for layer `id` (open as fd) again when the
  * kernel no longer has it, in case quotas were reset.  Only when quotas are
@@ -525,8 +526,8 @@ int bl_quota_adopt_marker(btrfslayer *h, const char *name);
 uint64_t bl_nested_qgroup(uint64_t subvolume);
 /* With simple quotas, give the layer (fd, its root) the level-1 qgroup
  * 1/<its id> holding it and every subvolume nested in it, limited to `size`
- * (0: its limit cleared); nothing in another mode.  Part of
- * bl_quota_limit(). */
+ * (0: its limit cleared); nothing in another mode.  bl_quota_limit() does
+ * this first, then the layer's own limit. */
 int bl_nested_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
 /* Destroy 1/<subvolume> of fd's filesystem: 0 when gone or never made,
  * -EBUSY while a qgroup is still a member of it. */

@@ -103,12 +103,19 @@ int bl_nested_limit(int fd, uint64_t size, const char *path, btrfslayer_error **
 		close(via);
 		if (r < 0 && r != -ENOENT)
 			return bl_fail(err, r, "clear size limit of nested subvolumes (qgroup "
-				       "1/%" PRIu64 "): %s", subvolume, path);
+				       "1/%" PRIu64 "): %s%s", subvolume, path,
+				       r == -EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 		return 0;
 	}
 	r = bl_ioctl_qgroup_create(via, group);
 	if (r == 0 || r == -EEXIST)
 		r = bl_ioctl_qgroup_assign(via, subvolume, group);
+	if (r == -ENOENT) {
+		/* the layer's own qgroup, destroyed by hand: make it again */
+		r = bl_ioctl_qgroup_create(via, subvolume);
+		if (r == 0 || r == -EEXIST)
+			r = bl_ioctl_qgroup_assign(via, subvolume, group);
+	}
 	if (r == 0 || r == -EEXIST)
 		r = adopt_nested(fd, via, group);
 	if (r == 0)
@@ -116,7 +123,8 @@ int bl_nested_limit(int fd, uint64_t size, const char *path, btrfslayer_error **
 	close(via);
 	if (r < 0)
 		return bl_fail(err, r, "set size limit %" PRIu64 " of nested subvolumes (qgroup "
-			       "1/%" PRIu64 "): %s", size, subvolume, path);
+			       "1/%" PRIu64 "): %s%s", size, subvolume, path,
+			       r == -EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	return 0;
 }
 

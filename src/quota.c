@@ -174,7 +174,13 @@ int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 
 int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err)
 {
-	int r = bl_ioctl_qgroup_limit(fd, size);
+	/* what the layer nests first, with simple quotas (nestlimit.c): a
+	 * failure there leaves the layer's own limit, the one its record
+	 * speaks of, as it was */
+	int r = bl_nested_limit(fd, size, path, err);
+	if (r < 0)
+		return r;
+	r = bl_ioctl_qgroup_limit(fd, size);
 	if (r == -ENOENT) {
 		/* a qgroup someone destroyed by hand: make it again */
 		uint64_t id;
@@ -188,8 +194,7 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
 	if (r < 0)
 		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s%s", size, path, why)
 			    : bl_fail(err, r, "clear size limit: %s%s", path, why);
-	/* and on what the layer nests, with simple quotas (nestlimit.c) */
-	return bl_nested_limit(fd, size, path, err);
+	return 0;
 }
 
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
