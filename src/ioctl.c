@@ -465,7 +465,8 @@ int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n)
 
 /* /sys/fs/btrfs/<fsid>/qgroups/<name> of fd's filesystem, read as text
  * into buf (NUL-terminated, trailing newline dropped); -ENOENT when it is
- * not there.  sysfs tells anyone what the quota tree tells CAP_SYS_ADMIN:
+ * not there, -EPERM when sysfs has no entry for the filesystem at all (the
+ * caller's answer stands).  sysfs tells anyone what the quota tree tells CAP_SYS_ADMIN:
  * the way for callers without it.  The qgroups directory exists while
  * quotas are on (Linux 5.9). */
 static int qgroups_sysfs_read(int fd, const char *name, char *buf, size_t size)
@@ -479,6 +480,11 @@ static int qgroups_sysfs_read(int fd, const char *name, char *buf, size_t size)
 	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
 		 u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	/* no /sys/fs/btrfs/<fsid> (no sysfs in this mount namespace): sysfs
+	 * cannot tell, which is not "quotas off" */
+	snprintf(path, sizeof(path), "/sys/fs/btrfs/%s", uuid);
+	if (access(path, F_OK) < 0)
+		return -EPERM;
 	snprintf(path, sizeof(path), "/sys/fs/btrfs/%s/qgroups%s%s", uuid, *name ? "/" : "",
 		 name);
 	int file = open(path, O_RDONLY | O_CLOEXEC | (*name ? 0 : O_DIRECTORY));
