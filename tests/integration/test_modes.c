@@ -349,6 +349,7 @@ static void test_nested_cannot_escape_simple(void **state)
 	assert_ok(btrfslayer_clear_quota(h, "late", ERR));
 	written = write_data(dir, "more", 24 * MiB, &error);
 	assert_int_equal(error, 0);
+	assert_int_equal(written, 24 * MiB);
 
 	/* full layers with nested subvolumes are removed whole */
 	assert_ok(btrfslayer_remove(h, "box", ERR));
