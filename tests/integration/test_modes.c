@@ -303,6 +303,28 @@ static void test_quota_mode_never_switches(void **state)
 
 /* ---- nested subvolumes and limits --------------------------------------- */
 
+/* Whether `btrfs qgroup show` lists qgroup <level>/<id>. */
+static bool qgroup_listed(unsigned level, uint64_t id)
+{
+	char cmd[PATH_MAX], want[64], line[512];
+	bool found = false;
+	snprintf(cmd, sizeof(cmd), "btrfs qgroup show --raw '%s' 2>&1", harness_btrfs());
+	snprintf(want, sizeof(want), "%u/%llu ", level, (unsigned long long)id);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	while (fgets(line, sizeof(line), p))
+		found |= !strncmp(line, want, strlen(want));
+	pclose(p);
+	return found;
+}
+
+static uint64_t subvolume_of(btrfslayer *h, const char *id)
+{
+	btrfslayer_usage u;
+	assert_ok(btrfslayer_get_usage(h, id, 0, &u, sizeof(u), ERR));
+	return u.subvolume_id;
+}
+
 /* A subvolume nested in a layer, as a container makes one (no privilege
  * needed). */
 static void nest(const char *layer, const char *rel)
@@ -328,6 +350,8 @@ static void test_nested_cannot_escape_simple(void **state)
 	const char *size[] = { "size=32M" };
 	assert_ok(btrfslayer_create(h, "box", NULL, 0, NULL, size, 1, ERR));
 	char *box = layer_path(h, "box");
+	uint64_t box_id = subvolume_of(h, "box");
+	assert_true(qgroup_listed(1, box_id));
 	nest(box, "n");
 	nest(box, "n/deeper");
 	snprintf(dir, sizeof(dir), "%s/n/deeper", box);
@@ -360,6 +384,15 @@ static void test_nested_cannot_escape_simple(void **state)
 	free(box);
 	free(late);
 	assert_ok(btrfslayer_close(h, ERR));
+
+	/* the level-1 qgroup goes with the layer, once the kernel's cleaner
+	 * has dropped what it held: the close after that destroys it */
+	const char *sync[] = { "btrfs", "subvolume", "sync", harness_btrfs(), NULL };
+	assert_int_equal(harness_run(sync), 0);
+	h = open_home(home, opts, 2);
+	assert_ok(btrfslayer_close(h, ERR));
+	assert_false(qgroup_listed(0, box_id));
+	assert_false(qgroup_listed(1, box_id));
 }
 
 /* Full qgroups: the limit holds for what the layer's own subvolume holds,
