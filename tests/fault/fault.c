@@ -362,9 +362,10 @@ static void open_home(struct ctx *c)
 {
 	char mode_opt[64];
 	snprintf(mode_opt, sizeof(mode_opt), "btrfs.quota_mode=%s", mode_name());
-	const char *opts[] = { mode_opt, "btrfs.mount_home=false" };
+	/* quotas on from open: btrfs.quota_mode alone waits for a limit */
+	const char *opts[] = { mode_opt, "btrfs.mount_home=false", "btrfs.min_space=1" };
 	btrfslayer_error *err = NULL;
-	if (btrfslayer_open(c->home, opts, 2, NULL, 0, NULL, 0, &c->h, &err) < 0)
+	if (btrfslayer_open(c->home, opts, 3, NULL, 0, NULL, 0, &c->h, &err) < 0)
 		fail_msg("open %s: %s", c->home, btrfslayer_error_message(err));
 }
 

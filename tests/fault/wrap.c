@@ -492,6 +492,27 @@ int __wrap_bl_ioctl_generation(int fd, uint64_t *generation)
 	return __real_bl_ioctl_generation(fd, generation);
 }
 
+DECLARE(bl_ioctl_child_subvolumes);
+int __wrap_bl_ioctl_child_subvolumes(int fd, struct bl_child_subvolume **out, size_t *n)
+{
+	BL_FAULT(bl_ioctl_child_subvolumes);
+	return __real_bl_ioctl_child_subvolumes(fd, out, n);
+}
+
+DECLARE(bl_ioctl_qgroup_limit_id);
+int __wrap_bl_ioctl_qgroup_limit_id(int fd, uint64_t qgroupid, uint64_t max_referenced)
+{
+	BL_FAULT(bl_ioctl_qgroup_limit_id);
+	return __real_bl_ioctl_qgroup_limit_id(fd, qgroupid, max_referenced);
+}
+
+DECLARE(bl_ioctl_qgroup_assign);
+int __wrap_bl_ioctl_qgroup_assign(int fd, uint64_t member, uint64_t parent)
+{
+	BL_FAULT(bl_ioctl_qgroup_assign);
+	return __real_bl_ioctl_qgroup_assign(fd, member, parent);
+}
+
 DECLARE(bl_ioctl_child_subvolume);
 int __wrap_bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
 {
