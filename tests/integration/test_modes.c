@@ -149,6 +149,22 @@ static void check_read_only_handle(btrfslayer *ro, const char *home)
 	expect_fail(btrfslayer_remove(ro, "base", ERR), -EROFS, "read-only");
 	expect_fail(btrfslayer_set_quota(ro, "base", 64 * MiB, ERR), -EROFS, "read-only");
 	expect_fail(btrfslayer_clear_quota(ro, "base", ERR), -EROFS, "read-only");
+	expect_fail(btrfslayer_set_read_only(ro, "base", 1, ERR), -EROFS, "read-only");
+	expect_fail(btrfslayer_set_read_only(ro, "snap", 0, ERR), -EROFS, "read-only");
+	const btrfslayer_idmap map = { 0, 100000, 65536 };
+	int mount_fd = 0;
+	expect_fail(btrfslayer_mount_idmapped(ro, "base", &map, 1, &map, 1, 0, &mount_fd, ERR),
+		    -EROFS, "read-only");
+	assert_int_equal(mount_fd, -1);
+	/* fds and info are reads */
+	int fd = -1;
+	assert_ok(btrfslayer_get_fd(ro, "base", 0, &fd, ERR));
+	assert_true(fd >= 0);
+	close(fd);
+	btrfslayer_info info;
+	assert_ok(btrfslayer_layer_info(ro, "snap", &info, sizeof(info), ERR));
+	assert_string_equal(info.parent, "base");
+	assert_true(info.flags & BTRFSLAYER_INFO_READ_ONLY);
 	/* arguments are still checked first */
 	expect_fail(btrfslayer_remove(ro, ".bad", ERR), -EINVAL, NULL);
 
