@@ -101,7 +101,7 @@ class _Callbacks:
 
     def progress(self, fn: Optional[Progress]) -> Any:
         if fn is None:
-            return None
+            return _ffi.PROGRESS_FN()   # NULL
 
         def call(done: int, total: int, _userdata: Any) -> None:
             if self.error is not None:
@@ -611,7 +611,7 @@ def set_log_fn(fn: Optional[Callable[[int, str], None]],
     lib = _library(library)
     with _log_lock:
         if fn is None:
-            cfn = None
+            cfn = _ffi.LOG_FN()   # NULL
         else:
             def call(level: int, message: bytes, _userdata: Any) -> None:
                 fn(level, message.decode("utf-8", "backslashreplace"))
