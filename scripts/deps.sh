@@ -23,6 +23,9 @@ BTRFSLAYER_DEPS=(
 	valgrind		# scripts/valgrind.sh
 	clang			# scripts/fuzz.sh: libFuzzer targets
 	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
+	python3-pytest		# scripts/py-test.sh: the Python binding's tests
+	python3-setuptools	# pip install ./bindings/python, offline (--no-build-isolation)
+	python3-pip		# scripts/py-test.sh: the binding as pip installs it
 )
 
 # Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.
