@@ -601,19 +601,37 @@ int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err
 	return bl_id_check(id, "layer id", err);
 }
 
-/* Docker's --storage-opt; *size is 0 when no limit is asked for. */
+/* mode=OCTAL: 1 to 5 octal digits ("00755" too), at most 07777 (permission bits, with
+ * set-id and sticky); -EINVAL otherwise. */
+static int parse_mode(const char *value, mode_t *mode, btrfslayer_error **err)
+{
+	char quoted[BL_QUOTE_MAX];
+	size_t len = strspn(value, "01234567");
+	if (len == 0 || len > 5 || value[len] || strtoul(value, NULL, 8) > 07777)
+		return bl_fail_msg(err, -EINVAL, "invalid storage option mode=%s: expected an "
+				   "octal mode such as 0755 or 0555",
+				   bl_quote(quoted, sizeof(quoted), value));
+	*mode = (mode_t)strtoul(value, NULL, 8);
+	return 0;
+}
+
+/* Docker's --storage-opt; *size is 0 when no limit is asked for, *mode
+ * (mode_t)-1 when no mode is. */
 static int parse_storage_options(btrfslayer *h, const char *const *opts, size_t n,
-				 uint64_t *size, btrfslayer_error **err)
+				 uint64_t *size, mode_t *mode, btrfslayer_error **err)
 {
 	struct bl_option *parsed = NULL;
 	char quoted[BL_QUOTE_MAX];
 	int r = bl_options_parse(opts, n, "storage option", &parsed, err);
 	*size = 0;
+	*mode = (mode_t)-1;
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		if (!strcmp(parsed[i].key, "size"))
 			r = bl_quota_parse_size(h, parsed[i].value, size, err);
+		else if (!strcmp(parsed[i].key, "mode"))
+			r = parse_mode(parsed[i].value, mode, err);
 		else
-			r = bl_fail_msg(err, -EINVAL, "unknown storage option %s (known: size)",
+			r = bl_fail_msg(err, -EINVAL, "unknown storage option %s (known: size, mode)",
 					bl_quote(quoted, sizeof(quoted), parsed[i].key));
 	}
 	if (parsed)
@@ -697,14 +715,19 @@ static int open_new_layer(btrfslayer *h, const char *tmp, int parent_fd, uint64_
 }
 
 /* Owner, mode, label, size limit and seal of the layer root, while it is
- * still hidden. */
+ * still hidden.  mode: (mode_t)-1 for the default (LAYER_ROOT_MODE for an
+ * empty layer, the parent's for a snapshot). */
 static int finish_layer(btrfslayer *h, int fd, bool empty, const char *label,
-			uint64_t size, bool seal, const char *path,
+			uint64_t size, mode_t mode, bool seal, const char *path,
 			btrfslayer_error **err)
 {
-	if (empty && (fchown(fd, h->root_uid, h->root_gid) < 0 ||
-		      fchmod(fd, LAYER_ROOT_MODE) < 0))
-		return bl_fail(err, -errno, "set owner and mode of layer root: %s", path);
+	if (empty && mode == (mode_t)-1)
+		mode = LAYER_ROOT_MODE;
+	if (empty && fchown(fd, h->root_uid, h->root_gid) < 0)
+		return bl_fail(err, -errno, "set owner of layer root: %s", path);
+	/* after the chown, which clears set-id bits */
+	if (mode != (mode_t)-1 && fchmod(fd, mode) < 0)
+		return bl_fail(err, -errno, "set mode of layer root: %s", path);
 	int r;
 	if (label && (r = bl_label_apply(fd, label, path, err)) < 0)
 		return r;
@@ -817,7 +840,8 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	if (mount_label && (r = bl_label_check(mount_label, err)) < 0)
 		return r;
 	uint64_t size;
-	if ((r = parse_storage_options(h, storage_opts, n_storage_opts, &size, err)) < 0)
+	mode_t mode;
+	if ((r = parse_storage_options(h, storage_opts, n_storage_opts, &size, &mode, err)) < 0)
 		return r;
 
 	bl_layer_path(h, id, path, sizeof(path));
@@ -833,7 +857,7 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	bool empty = parent_fd < 0;
 	/* a snapshot nobody writes to is born read-only; others are sealed
 	 * after their last write, still under the reserved name */
-	bool born_read_only = read_only && !empty && !mount_label;
+	bool born_read_only = read_only && !empty && !mount_label && mode == (mode_t)-1;
 	uint64_t born_after = 0;	/* before Linux 5.14: the other checks only */
 	r = bl_ioctl_generation(h->subvolumes_fd, &born_after);
 	if (r < 0 && r != -EOPNOTSUPP) {
@@ -886,7 +910,7 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 		r = fd;
 		goto out;
 	}
-	r = finish_layer(h, fd, empty, mount_label, size, read_only && !born_read_only,
+	r = finish_layer(h, fd, empty, mount_label, size, mode, read_only && !born_read_only,
 			 tmp_path, err);
 	if (r < 0)
 		goto out;

@@ -361,8 +361,23 @@ struct bl_subvolume_info {
 	uint8_t uuid[16];
 	uint8_t parent_uuid[16];	/* of the snapshot's source; zeros if none */
 	uint64_t created;	/* the transaction that made it */
+	uint64_t generation;	/* the last transaction that changed it */
+	int64_t otime_sec;	/* when it was made */
+	uint32_t otime_nsec;
 	bool read_only;
 };
+/* 1 if the subvolume fd is the root of holds a subvolume directly, 0 if
+ * not (GET_SUBVOL_ROOTREF: no privilege needed). */
+int bl_ioctl_has_nested(int fd);
+/* The subvolumes of fd's filesystem whose uuid is `uuid`, from the uuid
+ * tree (one lookup, whatever the number of subvolumes; CAP_SYS_ADMIN):
+ * up to max ids in ids, and their count (0: none). */
+int bl_ioctl_subvolumes_by_uuid(int fd, const uint8_t uuid[16], uint64_t *ids, size_t max);
+/* The name (NUL-terminated, in size bytes) and directory inode under which
+ * subvolume `id` sits in subvolume `parent_tree`, from its root backref
+ * (CAP_SYS_ADMIN).  -ENOENT when it is not directly in parent_tree. */
+int bl_ioctl_subvolume_backref(int fd, uint64_t id, uint64_t parent_tree, uint64_t *dirid,
+			       char *name, size_t size);
 /* The subvolume whose root is entry `name` of directory dirfd, from the
  * root tree's refs: what sits there below any mount (CAP_SYS_ADMIN;
  * -ENOENT when none). */
@@ -581,5 +596,14 @@ int bl_mount_id(int dirfd, const char *name, uint64_t *id);
 /* 0 if resolving `path` now reaches the file fd holds; -ESTALE if it reaches
  * something else or nothing (a component was moved, replaced or symlinked). */
 int bl_path_leads_to(const char *path, int fd);
+
+/* ---- walk_usage.c: the one walk of a layer's files ----------------------- */
+
+/* Bytes allocated (st_blocks * 512) and distinct inodes of the layer whose
+ * root fd is open, its root included, without following symlinks, crossing
+ * mounts or entering nested subvolumes.  O(files); only for
+ * BTRFSLAYER_USAGE_WALK.  `path` is for messages. */
+int bl_walk_usage(int layer_fd, uint64_t *bytes, uint64_t *inodes, const char *path,
+		  btrfslayer_error **err);
 
 #endif /* BTRFSLAYER_INTERNAL_H */

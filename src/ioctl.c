@@ -153,6 +153,92 @@ int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
 	memcpy(out->parent_uuid, info.parent_uuid, sizeof(out->parent_uuid));
 	out->read_only = info.flags & BTRFS_ROOT_SUBVOL_RDONLY;
 	out->created = info.otransid;
+	out->generation = info.generation;
+	out->otime_sec = info.otime.tv_sec;
+	out->otime_nsec = (uint32_t)info.otime.tv_nsec;
+	return 0;
+}
+
+int bl_ioctl_has_nested(int fd)
+{
+	/* GET_SUBVOL_ROOTREF (Linux 4.18) lists the subvolume's own root
+	 * refs, one per subvolume directly inside it, and needs no privilege.
+	 * A full buffer says EOVERFLOW: there are more, so there are some. */
+	struct btrfs_ioctl_get_subvol_rootref_args *args = calloc(1, sizeof(*args));
+	if (!args)
+		return -ENOMEM;
+	int r = 0;
+	if (ioctl(fd, BTRFS_IOC_GET_SUBVOL_ROOTREF, args) < 0)
+		r = errno == EOVERFLOW ? 1 : -errno;
+	else
+		r = args->num_items > 0;
+	free(args);
+	return r;
+}
+
+int bl_ioctl_subvolumes_by_uuid(int fd, const uint8_t uuid[16], uint64_t *ids, size_t max)
+{
+	struct btrfs_ioctl_search_args args;
+	struct btrfs_ioctl_search_header header;
+	uint64_t objectid, offset;
+	/* the uuid tree's key of a subvolume uuid: its two halves, little
+	 * endian (btrfs_uuid_to_key()) */
+	memcpy(&objectid, uuid, 8);
+	memcpy(&offset, uuid + 8, 8);
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = BTRFS_UUID_TREE_OBJECTID;
+	args.key.min_objectid = args.key.max_objectid = le64toh(objectid);
+	args.key.min_type = args.key.max_type = BTRFS_UUID_KEY_SUBVOL;
+	args.key.min_offset = args.key.max_offset = le64toh(offset);
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return errno == ENOENT ? 0 : -errno;	/* ENOENT: no uuid tree */
+	if (args.key.nr_items == 0)
+		return 0;
+	memcpy(&header, args.buf, sizeof(header));
+	if (header.type != BTRFS_UUID_KEY_SUBVOL || header.len % 8 ||
+	    header.len > sizeof(args.buf) - sizeof(header))
+		return -EIO;
+	size_t n = 0;
+	for (size_t off = 0; off < header.len && n < max; off += 8, n++) {
+		uint64_t id;
+		memcpy(&id, args.buf + sizeof(header) + off, 8);
+		ids[n] = le64toh(id);
+	}
+	return (int)n;
+}
+
+int bl_ioctl_subvolume_backref(int fd, uint64_t id, uint64_t parent_tree, uint64_t *dirid,
+			       char *name, size_t size)
+{
+	struct btrfs_ioctl_search_args args;
+	struct btrfs_ioctl_search_header header;
+	struct btrfs_root_ref ref;
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = BTRFS_ROOT_TREE_OBJECTID;
+	args.key.min_objectid = args.key.max_objectid = id;
+	args.key.min_type = args.key.max_type = BTRFS_ROOT_BACKREF_KEY;
+	args.key.min_offset = args.key.max_offset = parent_tree;
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return -errno;
+	if (args.key.nr_items == 0)
+		return -ENOENT;
+	memcpy(&header, args.buf, sizeof(header));
+	if (header.type != BTRFS_ROOT_BACKREF_KEY || header.len < sizeof(ref) ||
+	    header.len > sizeof(args.buf) - sizeof(header))
+		return -EIO;
+	memcpy(&ref, args.buf + sizeof(header), sizeof(ref));
+	size_t len = le16toh(ref.name_len);
+	if (len > header.len - sizeof(ref))
+		return -EIO;
+	if (len >= size)
+		return -ENAMETOOLONG;
+	memcpy(name, args.buf + sizeof(header) + sizeof(ref), len);
+	name[len] = '\0';
+	*dirid = le64toh(ref.dirid);
 	return 0;
 }
 

@@ -547,6 +547,10 @@ BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t 
 	if (flags & ~BTRFSLAYER_USAGE_MASK)
 		return bl_fail_msg(err, -EINVAL, "usage of layer %s: unknown flags 0x%" PRIx32,
 				   id, flags & ~BTRFSLAYER_USAGE_MASK);
+	if ((flags & BTRFSLAYER_USAGE_WALK) && out_size < BTRFSLAYER_USAGE_SIZE_V3)
+		return bl_fail_msg(err, -EINVAL, "usage of layer %s: BTRFSLAYER_USAGE_WALK needs "
+				   "out_size of at least %zu (walk_bytes, walk_inodes)", id,
+				   (size_t)BTRFSLAYER_USAGE_SIZE_V3);
 	int fd = bl_open_layer(h, id, "usage of layer", err);
 	if (fd < 0)
 		return fd;
@@ -557,30 +561,37 @@ BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t 
 		goto out;
 	}
 	r = bl_ioctl_quota_status(fd, &mode, &inconsistent);
-	if (r == 0 && mode == BL_QUOTA_OFF) {
+	if (r == 0 && mode == BL_QUOTA_OFF && !(flags & BTRFSLAYER_USAGE_WALK)) {
 		r = bl_fail_msg(err, -BTRFSLAYER_ENOQUOTA,
 				"usage of layer: %s: quotas are off on this filesystem "
-				"(open with btrfs.quota_mode or btrfs.min_space to turn them on)",
+				"(open with btrfs.quota_mode or btrfs.min_space to turn them on, "
+				"or ask for BTRFSLAYER_USAGE_WALK)",
 				path);
 		goto out;
 	}
 	if (r == 0)
 		r = bl_ioctl_subvolume_id(fd, &usage.subvolume_id);
-	if (r == 0)
+	if (r == 0 && mode != BL_QUOTA_OFF)
 		r = bl_ioctl_qgroup_info(fd, usage.subvolume_id, &qgroup);
 	if (r < 0) {
 		bl_fail(err, r, "usage of layer: read quota tree: %s", path);
 		goto out;
 	}
-	usage.referenced = qgroup.referenced;
-	usage.exclusive = qgroup.exclusive;
-	usage.limit = qgroup.max_referenced;
-	usage.exclusive_limit = qgroup.max_exclusive;
 	if (bl_quota_file_read(h, id, &usage.recorded_limit) < 0)
 		usage.recorded_limit = 0;
-	usage.quota_mode = mode == BL_QUOTA_SIMPLE ? BTRFSLAYER_QUOTA_SIMPLE
-						   : BTRFSLAYER_QUOTA_QGROUP;
-	usage.consistent = !inconsistent;
+	if (mode != BL_QUOTA_OFF) {
+		usage.referenced = qgroup.referenced;
+		usage.exclusive = qgroup.exclusive;
+		usage.limit = qgroup.max_referenced;
+		usage.exclusive_limit = qgroup.max_exclusive;
+		usage.quota_mode = mode == BL_QUOTA_SIMPLE ? BTRFSLAYER_QUOTA_SIMPLE
+							   : BTRFSLAYER_QUOTA_QGROUP;
+		usage.consistent = !inconsistent;
+	}
+	/* the documented walk, only when asked for (walk_usage.c) */
+	if ((flags & BTRFSLAYER_USAGE_WALK) &&
+	    (r = bl_walk_usage(fd, &usage.walk_bytes, &usage.walk_inodes, path, err)) < 0)
+		goto out;
 	/* whole versions only: a caller built against an older header gets the
 	 * fields it knows, one built against a newer header zeros past ours */
 	size_t known = out_size < BTRFSLAYER_USAGE_SIZE_V2   ? BTRFSLAYER_USAGE_SIZE_V1

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "btrfslayer.h"
 
@@ -25,7 +26,10 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Long-only options get values past any char so that they never alias a
  * short option in getopt's results. */
 enum { OPT_HOME = 256, OPT_JSON, OPT_PARENT, OPT_READ_ONLY, OPT_LABEL,
-       OPT_STORAGE_OPT, OPT_SYNC, OPT_UIDMAP, OPT_GIDMAP };
+       OPT_STORAGE_OPT, OPT_SYNC, OPT_UIDMAP, OPT_GIDMAP, OPT_WALK };
+
+/* --read-only before the command: the store is opened read-only. */
+#define READ_ONLY_OPTION "btrfs.read_only=true"
 
 /* A list of borrowed argv strings; sized for the whole argv up front, so
  * adding never reallocates. */
@@ -158,7 +162,8 @@ static int check_operands(const char *cmd, int argc, char **argv, int want,
 	return EXIT_OK;
 }
 
-/* Commands whose only option is --json (ls, status) or none at all. */
+/* Commands whose only option is --json (ls, status, path, info, version) or
+ * none at all. */
 static int parse_simple(struct ctx *c, int argc, char **argv, int json_ok,
 			int want, const char *what)
 {
@@ -275,7 +280,7 @@ static int cmd_path(struct ctx *c, int argc, char **argv)
 	btrfslayer_error *err = NULL;
 	char *path = NULL;
 	const char *id;
-	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+	int rc = parse_simple(c, argc, argv, 1, 1, "layer id");
 
 	if (rc == EXIT_OK)
 		rc = open_store(c);
@@ -285,7 +290,15 @@ static int cmd_path(struct ctx *c, int argc, char **argv)
 	rc = btrfslayer_get(c->h, id, NULL, &path, &err);
 	if (rc < 0)
 		return lib_error(rc, err);
-	puts(path);
+	if (c->json) {
+		fputs("{\n  \"id\": ", stdout);
+		json_string(id);
+		fputs(",\n  \"path\": ", stdout);
+		json_string(path);
+		puts("\n}");
+	} else {
+		puts(path);
+	}
 	free(path);
 	/* get and put come in pairs in the graph-driver contract. */
 	rc = btrfslayer_put(c->h, id, &err);
@@ -391,9 +404,10 @@ static int cmd_quota(struct ctx *c, int argc, char **argv)
 	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
 }
 
-static void print_usage(const char *id, const btrfslayer_usage *u, int json)
+static void print_usage(const char *id, const btrfslayer_usage *u, int walk, int json)
 {
-	const char *mode = u->quota_mode == BTRFSLAYER_QUOTA_SIMPLE ? "simple" : "qgroup";
+	const char *mode = u->quota_mode == BTRFSLAYER_QUOTA_SIMPLE ? "simple"
+			   : u->quota_mode == BTRFSLAYER_QUOTA_QGROUP ? "qgroup" : "off";
 	const struct { const char *key; uint64_t value; } numbers[] = {
 		{ "referenced", u->referenced },
 		{ "exclusive", u->exclusive },
@@ -401,20 +415,23 @@ static void print_usage(const char *id, const btrfslayer_usage *u, int json)
 		{ "recorded_limit", u->recorded_limit },
 		{ "exclusive_limit", u->exclusive_limit },
 		{ "subvolume_id", u->subvolume_id },
+		/* --walk only */
+		{ "walk_bytes", u->walk_bytes },
+		{ "walk_inodes", u->walk_inodes },
 	};
-	size_t i;
+	size_t i, n = sizeof(numbers) / sizeof(numbers[0]) - (walk ? 0 : 2);
 
 	if (json) {
 		fputs("{\n  \"id\": ", stdout);
 		json_string(id);
-		for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+		for (i = 0; i < n; i++)
 			printf(",\n  \"%s\": %" PRIu64, numbers[i].key, numbers[i].value);
 		printf(",\n  \"quota_mode\": \"%s\",\n  \"consistent\": %s\n}\n", mode,
 		       u->consistent ? "true" : "false");
 		return;
 	}
 	printf("id: %s\n", id);
-	for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++)
+	for (i = 0; i < n; i++)
 		printf("%s: %" PRIu64 "\n", numbers[i].key, numbers[i].value);
 	printf("quota_mode: %s\nconsistent: %s\n", mode, u->consistent ? "yes" : "no");
 }
@@ -424,6 +441,7 @@ static int cmd_usage(struct ctx *c, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "sync", no_argument, NULL, OPT_SYNC },
+		{ "walk", no_argument, NULL, OPT_WALK },
 		{ NULL, 0, NULL, 0 },
 	};
 	btrfslayer_error *err = NULL;
@@ -437,6 +455,8 @@ static int cmd_usage(struct ctx *c, int argc, char **argv)
 			c->json = 1;
 		else if (opt == OPT_SYNC)
 			flags |= BTRFSLAYER_USAGE_SYNC;
+		else if (opt == OPT_WALK)
+			flags |= BTRFSLAYER_USAGE_WALK;
 		else
 			return EXIT_USAGE;
 	}
@@ -448,16 +468,104 @@ static int cmd_usage(struct ctx *c, int argc, char **argv)
 	rc = btrfslayer_get_usage(c->h, argv[optind], flags, &u, sizeof(u), &err);
 	if (rc < 0)
 		return lib_error(rc, err);
-	print_usage(argv[optind], &u, c->json);
+	print_usage(argv[optind], &u, !!(flags & BTRFSLAYER_USAGE_WALK), c->json);
 	return EXIT_OK;
+}
+
+/* "2026-01-02T03:04:05.123456789Z" */
+static void format_time(int64_t sec, uint32_t nsec, char *buf, size_t len)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+	char date[32];
+
+	if (!gmtime_r(&t, &tm) || !strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(date, sizeof(date), "@%" PRId64, sec);
+	snprintf(buf, len, "%s.%09" PRIu32 "Z", date, nsec);
+}
+
+static void print_info(const char *id, const btrfslayer_info *in, int json)
+{
+	int ro = !!(in->flags & BTRFSLAYER_INFO_READ_ONLY);
+	int nested = !!(in->flags & BTRFSLAYER_INFO_HAS_NESTED);
+	char created[64];
+
+	format_time(in->otime_sec, in->otime_nsec, created, sizeof(created));
+	if (!json) {
+		printf("id: %s\nparent: %s\nsubvolume_id: %" PRIu64 "\ngeneration: %" PRIu64
+		       "\ncreated: %s\nread_only: %s\nhas_nested: %s\n", id, in->parent,
+		       in->subvolume_id, in->generation, created, ro ? "yes" : "no",
+		       nested ? "yes" : "no");
+		return;
+	}
+	fputs("{\n  \"id\": ", stdout);
+	json_string(id);
+	fputs(",\n  \"parent\": ", stdout);
+	if (*in->parent)
+		json_string(in->parent);
+	else
+		fputs("null", stdout);
+	printf(",\n  \"subvolume_id\": %" PRIu64 ",\n  \"generation\": %" PRIu64
+	       ",\n  \"created\": \"%s\",\n  \"otime_sec\": %" PRId64
+	       ",\n  \"otime_nsec\": %" PRIu32 ",\n  \"read_only\": %s,\n  \"has_nested\": %s\n}\n",
+	       in->subvolume_id, in->generation, created, in->otime_sec, in->otime_nsec,
+	       ro ? "true" : "false", nested ? "true" : "false");
+}
+
+static int cmd_info(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	btrfslayer_info info;
+	int rc = parse_simple(c, argc, argv, 1, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_layer_info(c->h, argv[optind], &info, sizeof(info), &err);
+	if (rc < 0)
+		return lib_error(rc, err);
+	print_info(argv[optind], &info, c->json);
+	return EXIT_OK;
+}
+
+/* seal and unseal */
+static int set_read_only(struct ctx *c, int argc, char **argv, int read_only)
+{
+	btrfslayer_error *err = NULL;
+	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_set_read_only(c->h, argv[optind], read_only, &err);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
+static int cmd_seal(struct ctx *c, int argc, char **argv)
+{
+	return set_read_only(c, argc, argv, 1);
+}
+
+static int cmd_unseal(struct ctx *c, int argc, char **argv)
+{
+	return set_read_only(c, argc, argv, 0);
 }
 
 static int cmd_version(struct ctx *c, int argc, char **argv)
 {
-	int rc = parse_simple(c, argc, argv, 0, 0, "");
+	int rc = parse_simple(c, argc, argv, 1, 0, "");
 
-	if (rc == EXIT_OK)
+	if (rc != EXIT_OK)
+		return rc;
+	if (c->json) {
+		fputs("{\n  \"version\": ", stdout);
+		json_string(btrfslayer_version());
+		puts("\n}");
+	} else {
 		puts(btrfslayer_version());
+	}
 	return rc;
 }
 
@@ -468,14 +576,19 @@ static const struct command commands[] = {
 		    "[--storage-opt KEY=VALUE]... ID",
 	  "make an empty layer, or a snapshot of --parent", cmd_create },
 	{ "rm", "ID", "delete a layer and every subvolume inside it", cmd_rm },
-	{ "path", "ID", "print the layer's absolute path", cmd_path },
+	{ "path", "[--json] ID", "print the layer's absolute path", cmd_path },
+	{ "info", "[--json] ID",
+	  "show the layer's parent, subvolume, creation time and flags", cmd_info },
+	{ "seal", "ID", "make the layer and everything nested in it read-only", cmd_seal },
+	{ "unseal", "ID", "make the layer and everything nested in it writable", cmd_unseal },
 	{ "exists", "ID", "exit 0 if the layer exists, 1 if not", cmd_exists },
 	{ "quota", "ID SIZE|none", "set (or remove) the layer's size limit", cmd_quota },
-	{ "usage", "[--json] [--sync] ID",
-	  "bytes the layer uses, from the quota tree (--sync: commit first)", cmd_usage },
+	{ "usage", "[--json] [--sync] [--walk] ID",
+	  "bytes the layer uses, from the quota tree (--sync: commit first;\n"
+	  "      --walk: also walk its files, which works with quotas off)", cmd_usage },
 	{ "ls", "[--json]", "list layers, one id per line", cmd_ls },
 	{ "status", "[--json]", "show the store's status", cmd_status },
-	{ "version", "", "print the library version", cmd_version },
+	{ "version", "[--json]", "print the library version", cmd_version },
 	{ "help", "", "show this help", cmd_help },
 };
 
@@ -485,18 +598,19 @@ static void print_help(void)
 {
 	size_t i;
 
-	printf("Usage: " PROG " [--home DIR] [-o KEY=VALUE]... "
+	printf("Usage: " PROG " [--home DIR] [-o KEY=VALUE]... [--read-only] "
 	       "[--uidmap C:H:N]... [--gidmap C:H:N]... [--json] [-v] COMMAND [ARGS]\n\n"
 	       "Container layers as btrfs subvolumes.\n\n"
 	       "Options:\n"
 	       "  --home DIR      the store (default: $BTRFSLAYER_HOME, "
 	       "else " DEFAULT_HOME ")\n"
 	       "  -o KEY=VALUE    store option, e.g. btrfs.min_space=10G\n"
+	       "  --read-only     open the store read-only (-o " READ_ONLY_OPTION ")\n"
 	       "  --uidmap C:H:N  user-namespace uid map entry: container id C is\n"
 	       "                  host id H, for N ids (repeatable); without maps,\n"
 	       "                  a home's recorded maps are used\n"
 	       "  --gidmap C:H:N  the same for gids\n"
-	       "  --json          JSON output for ls, status and usage\n"
+	       "  --json          JSON output, for every command that prints\n"
 	       "  -v, --verbose   print the library's info and debug messages\n"
 	       "  -h, --help      show this help\n\n"
 	       "Commands:\n");
@@ -576,6 +690,7 @@ static int parse_global(struct ctx *c, int argc, char **argv)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "uidmap", required_argument, NULL, OPT_UIDMAP },
 		{ "gidmap", required_argument, NULL, OPT_GIDMAP },
+		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -593,6 +708,9 @@ static int parse_global(struct ctx *c, int argc, char **argv)
 			break;
 		case 'o':
 			c->options.v[c->options.n++] = optarg;
+			break;
+		case OPT_READ_ONLY:
+			c->options.v[c->options.n++] = READ_ONLY_OPTION;
 			break;
 		case OPT_UIDMAP:
 		case OPT_GIDMAP:

@@ -176,6 +176,9 @@ test_usage_errors() {
 		ls extra
 		ls --frob
 		status --parent x
+		seal --json a
+		unseal --walk a
+		info --sync a
 		version extra
 		help extra
 	EOF
@@ -208,6 +211,11 @@ test_operand_counts() {
 		quota a
 		usage
 		usage --json --sync
+		usage --walk
+		info
+		info --json
+		seal
+		unseal
 	EOF
 	while IFS= read -r args; do
 		# shellcheck disable=SC2086
@@ -219,6 +227,9 @@ test_operand_counts() {
 		usage a b
 		path a b
 		exists a b
+		info a b
+		seal a b
+		unseal a b
 	EOF
 	[[ ! -e $H ]]; verdict "operand count errors do not create the home"
 }
@@ -315,6 +326,61 @@ test_listing() {
 	json_check "status --json is valid JSON" "$OUT"
 	[[ $OUT == "{"* ]]; verdict "status --json is an object"
 	t "-v status" 0 bl -v status
+}
+
+# The 1.0 calls: info, seal/unseal, usage --walk (quotas are still off
+# here), path/version --json, create's mode= option.
+test_calls() {
+	t "info base" 0 bl info base
+	grep -qx 'parent: ' <<<"$OUT" && grep -qx 'read_only: no' <<<"$OUT" &&
+		grep -qx 'has_nested: no' <<<"$OUT" &&
+		grep -q '^created: [0-9-]*T[0-9:.]*Z$' <<<"$OUT" &&
+		[[ $(sed -n 's/^subvolume_id: //p' <<<"$OUT") == "$(btrfs inspect-internal rootid "$(bl path base)")" ]]
+	verdict "info base: no parent, writable, its subvolume id"
+	t "info child" 0 bl info child
+	grep -qx 'parent: base' <<<"$OUT"; verdict "info child: parent is base"
+	t "info --json child" 0 bl info --json child
+	json_check "info --json is valid JSON" "$OUT"
+	[[ $OUT == *'"parent": "base"'* && $OUT == *'"read_only": false'* ]]
+	verdict "info --json: parent and flags"
+	t "info --json base" 0 bl --json info base
+	[[ $OUT == *'"parent": null'* ]]; verdict "info --json: no parent is null"
+	t "info of a missing layer exits 1" 1 bl info nope
+	lib_shape && [[ $ERR == *"$H"* ]]; verdict "info missing: message names the path"
+
+	local child err
+	child=$(bl path child)
+	t "seal child" 0 bl seal child
+	[[ -z $OUT$ERR ]]; verdict "seal prints nothing"
+	err=$(touch "$child/sealed" 2>&1)
+	[[ $err == *"Read-only file system"* ]]; verdict "a sealed layer refuses writes"
+	[[ $(bl info child) == *$'\nread_only: yes\n'* ]]; verdict "info shows it sealed"
+	t "seal again" 0 bl seal child
+	t "unseal child" 0 bl unseal child
+	touch "$child/unsealed" && rm "$child/unsealed"; verdict "an unsealed layer takes writes"
+	t "seal of a missing layer exits 1" 1 bl seal nope
+	lib_shape; verdict "seal missing: message shape"
+
+	t "usage --walk with quotas off" 0 bl usage --walk base
+	grep -qx 'quota_mode: off' <<<"$OUT" && grep -qx 'walk_inodes: 2' <<<"$OUT" &&
+		grep -q '^walk_bytes: [0-9]\+$' <<<"$OUT"
+	verdict "usage --walk: the layer's root and file, quota mode off"
+	t "usage --walk --json" 0 bl usage --walk --json base
+	json_check "usage --walk --json is valid JSON" "$OUT"
+	[[ $OUT == *'"walk_inodes": 2'* ]]; verdict "usage --walk --json has the inode count"
+
+	t "path --json" 0 bl path --json base
+	json_check "path --json is valid JSON" "$OUT"
+	[[ $OUT == *"\"path\": \"$(bl path base)\""* ]]; verdict "path --json has the path"
+	t "version --json" 0 blh version --json
+	json_check "version --json is valid JSON" "$OUT"
+
+	t "create with mode=0555" 0 bl create --storage-opt mode=0555 moded
+	[[ $(stat -c %a "$(bl path moded)") == 555 ]]; verdict "mode=0555: the layer root's mode"
+	t "rm moded" 0 bl rm moded
+	t "create with mode=999 exits 1" 1 bl create --storage-opt mode=999 moded
+	[[ $ERR == *mode=*999* ]]; verdict "bad mode: message names it"
+	t "... and makes nothing" 1 bl exists moded
 }
 
 # A home whose name needs escaping in JSON: quote, backslash, tab, newline.
@@ -457,6 +523,7 @@ test_not_btrfs
 test_create_and_query
 test_snapshots
 test_listing
+test_calls
 test_json_escaping
 test_remove
 test_quota
