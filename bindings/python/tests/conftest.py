@@ -80,6 +80,9 @@ def btrfs(lib: btrfslayer.Library) -> Iterator[Filesystem]:
                     os.path.join(top, "scratch"))
     mounted = []
     try:
+        # mkdtemp makes it 0700: tests run parts as other users (through
+        # an idmapped mount under scratch/)
+        os.chmod(top, 0o755)
         for d in (fs.mnt, fs.tmpfs, fs.scratch):
             os.mkdir(d)
         with open(image, "wb") as f:

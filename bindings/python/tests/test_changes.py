@@ -10,7 +10,6 @@ import tarfile
 
 import pytest
 
-import btrfslayer
 from btrfslayer import Change, ChangeKind
 from conftest import need
 
