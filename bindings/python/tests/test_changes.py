@@ -117,14 +117,26 @@ def test_export_progress(handle, lib):
 
 
 def test_exception_in_progress_is_raised_after_the_call(handle, lib):
-    need(lib, "export")
+    need(lib, "apply")
     handle.create("big")
-    _write(handle.get("big"), "blob", os.urandom(4 << 20))
 
     def boom(done, total):
         raise KeyError("from progress")
     with pytest.raises(KeyError, match="from progress"):
-        handle.export("big", io.BytesIO(), progress=boom)
+        handle.apply("big", io.BytesIO(_tar([("blob", os.urandom(4 << 20))])), progress=boom)
+    # the call itself went through: progress cannot stop it
+    assert os.path.getsize(os.path.join(handle.get("big"), "blob")) == 4 << 20
+
+
+def test_apply_progress(handle, lib):
+    need(lib, "apply")
+    handle.create("big")
+    seen = []
+    unpacked = handle.apply("big", io.BytesIO(_tar([("blob", os.urandom(4 << 20))])),
+                            progress=lambda done, total: seen.append((done, total)))
+    assert seen, "no progress reported for a 4 MiB tar"
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones) and unpacked == 4 << 20
 
 
 def _tar(entries, compress=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -150,12 +151,18 @@ def test_close_waits_for_a_running_call(home, lib):
 
 
 def test_close_from_a_callback_is_refused(handle, lib):
-    need(lib, "export")
+    """close() from a progress callback of a call on the same handle would
+    wait for itself: RuntimeError, raised once the call returned."""
+    need(lib, "apply")
     handle.create("big")
-    with open(os.path.join(handle.get("big"), "blob"), "wb") as f:
-        f.write(os.urandom(4 << 20))
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        info = tarfile.TarInfo("blob")
+        info.size = 4 << 20
+        t.addfile(info, io.BytesIO(os.urandom(info.size)))
+    raw.seek(0)
     with pytest.raises(RuntimeError, match="inside a call"):
-        handle.export("big", io.BytesIO(), progress=lambda d, t: handle.close())
+        handle.apply("big", raw, progress=lambda d, t: handle.close())
     assert not handle.closed
 
 
