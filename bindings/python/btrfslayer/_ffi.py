@@ -16,7 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Optional, Union
 
 # ---- constants of the header -------------------------------------------------
 
@@ -179,7 +179,7 @@ class Library:
             return False
         return True
 
-    def fn(self, name: str) -> Callable[..., Any]:
+    def fn(self, name: str) -> Any:
         """The declared function `name`."""
         f = self._fns.get(name)
         if f is not None:
@@ -203,7 +203,7 @@ class Library:
 
     def version(self) -> str:
         """btrfslayer_version(): the version of the loaded library."""
-        v = self.fn("btrfslayer_version")()
+        v: Optional[bytes] = self.fn("btrfslayer_version")()
         return v.decode() if v else "?"
 
 
@@ -223,7 +223,7 @@ def find_library_path() -> str:
     return ctypes.util.find_library("btrfslayer") or "libbtrfslayer.so.1"
 
 
-def load(path: Optional[str] = None) -> Library:
+def load(path: Union[None, str, "os.PathLike[str]"] = None) -> Library:
     """Load libbtrfslayer (once per path) and return it.
 
     path: an explicit file ("/usr/lib/x86_64-linux-gnu/libbtrfslayer.so.1",

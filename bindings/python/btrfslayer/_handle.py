@@ -101,13 +101,14 @@ class _Callbacks:
 
     def progress(self, fn: Optional[Progress]) -> Any:
         if fn is None:
-            return _ffi.PROGRESS_FN()   # NULL
+            return _ffi.PROGRESS_FN(0)   # NULL
+        report: Progress = fn
 
         def call(done: int, total: int, _userdata: Any) -> None:
             if self.error is not None:
                 return
             try:
-                fn(done, total)
+                report(done, total)
             except BaseException as e:  # noqa: B902 — raised again after the call
                 self.error = e
         return _ffi.PROGRESS_FN(call)
@@ -293,6 +294,7 @@ class Handle:
         out = ctypes.c_void_p()
         self._call("get", _cstr(id, "id"), _opt_cstr(mount_label, "mount_label"),
                    ctypes.byref(out))
+        assert out.value is not None    # set on success
         try:
             return _decode(ctypes.string_at(out.value))
         finally:
@@ -502,6 +504,7 @@ def _writable_fd(file: FileArg) -> Iterator[int]:
         return
     if not callable(getattr(file, "write", None)):
         raise TypeError(f"{file!r}: neither an fd, nor a file with fileno(), nor writable")
+    sink: Any = file
     r, w = os.pipe()
     failure: List[BaseException] = []
 
@@ -511,7 +514,7 @@ def _writable_fd(file: FileArg) -> Iterator[int]:
                 if failure:
                     continue    # keep draining, or the writer blocks forever
                 try:
-                    file.write(chunk)
+                    sink.write(chunk)
                 except BaseException as e:  # noqa: B902
                     failure.append(e)
     t = threading.Thread(target=drain, name="btrfslayer-export", daemon=True)
@@ -538,13 +541,14 @@ def _readable_fd(file: FileArg) -> Iterator[int]:
         return
     if not callable(getattr(file, "read", None)):
         raise TypeError(f"{file!r}: neither an fd, nor a file with fileno(), nor readable")
+    source: Any = file
     r, w = os.pipe()
     failure: List[BaseException] = []
 
     def feed() -> None:
         try:
             with os.fdopen(w, "wb", buffering=0) as dst:
-                while chunk := file.read(1 << 16):
+                while chunk := source.read(1 << 16):
                     view = memoryview(chunk)
                     while view:
                         view = view[dst.write(view):]
@@ -611,10 +615,12 @@ def set_log_fn(fn: Optional[Callable[[int, str], None]],
     lib = _library(library)
     with _log_lock:
         if fn is None:
-            cfn = _ffi.LOG_FN()   # NULL
+            cfn = _ffi.LOG_FN(0)   # NULL
         else:
+            log = fn
+
             def call(level: int, message: bytes, _userdata: Any) -> None:
-                fn(level, message.decode("utf-8", "backslashreplace"))
+                log(level, message.decode("utf-8", "backslashreplace"))
             cfn = _ffi.LOG_FN(call)
         lib.fn("btrfslayer_set_log_fn")(cfn, None)
         # the old callback may be dropped only now that the library says it

@@ -59,7 +59,7 @@ def strerror(code: int, lib: Optional[_ffi.Library] = None) -> str:
     """btrfslayer_strerror(): the description of an errno or of the
     library's own codes (negative or positive)."""
     lib = lib or _ffi.load()
-    s = lib.fn("btrfslayer_strerror")(code)
+    s: Optional[bytes] = lib.fn("btrfslayer_strerror")(code)
     return s.decode("utf-8", "backslashreplace") if s else str(code)
 
 
