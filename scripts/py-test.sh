@@ -14,7 +14,8 @@
 #                                                 the installed library (LIBDIR
 #                                                 is searched first, if given)
 #
-# Arguments after -- go to pytest (-k NAME, -x).  The tests make their own
+# In-tree, mypy --strict checks the package's type hints first.  Arguments
+# after -- go to pytest (-k NAME, -x).  The tests make their own
 # loopback btrfs: they need root, skip saying why without it, and fail
 # instead under CI=true.  pytest's exit status 5 ("no tests collected") is a
 # failure here, not a pass.  The system's python3 (Debian's, with
@@ -76,6 +77,14 @@ else
 	export PYTHONPATH=$root/bindings/python
 	export BTRFSLAYER_TEST_PACKAGE_DIR=$root/bindings/python/btrfslayer
 	export BTRFSLAYER_LIBRARY=$build/libbtrfslayer.so.1
+fi
+
+if ! $installed; then
+	# the type hints are part of the API: checked, strictly
+	command -v mypy >/dev/null || fail "mypy is missing (bash scripts/deps.sh installs it)"
+	mypy --strict --no-error-summary --cache-dir "$work/mypy" "$root/bindings/python/btrfslayer" ||
+		fail "mypy --strict bindings/python/btrfslayer"
+	echo "py-test: mypy --strict: clean"
 fi
 
 # from a directory of its own: `python -m` puts the working directory first
