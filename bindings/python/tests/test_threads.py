@@ -136,6 +136,7 @@ def test_close_waits_for_a_running_call(home, lib):
             with h._cond:
                 if h._users:
                     break
+            assert not result, f"apply returned before any data was written: {result}"
             threading.Event().wait(0.01)
         closer.start()
         closer.join(0.5)
