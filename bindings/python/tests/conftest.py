@@ -127,7 +127,25 @@ def handle(home: str, lib: btrfslayer.Library) -> Iterator[btrfslayer.Handle]:
 
 
 @pytest.fixture
-def quota_handle(home: str, lib: btrfslayer.Library) -> Iterator[btrfslayer.Handle]:
-    """A handle on a fresh home with quotas on (full qgroups)."""
+def quota_handle(btrfs: Filesystem, home: str,
+                 lib: btrfslayer.Library) -> Iterator[btrfslayer.Handle]:
+    """A handle on a fresh home with quotas on in full qgroup mode, whatever
+    an earlier test left (quotas off, or simple quotas), and the numbers
+    rescanned: an open with btrfs.quota_mode alone need not turn them on."""
+    if "qgroup" not in _quota_mode(btrfs):
+        btrfs.run("btrfs", "quota", "disable", btrfs.mnt)
+        btrfs.run("btrfs", "quota", "enable", btrfs.mnt)
+        btrfs.run("btrfs", "quota", "rescan", "-w", btrfs.mnt)
     with btrfslayer.Handle(home, {"btrfs.quota_mode": "qgroup"}, library=lib) as h:
         yield h
+
+
+def _quota_mode(btrfs: Filesystem) -> str:
+    """'qgroup', 'squota' (simple) or '' (off), from sysfs."""
+    # "Label: none  uuid: <uuid>" on its first line
+    uuid = btrfs.run("btrfs", "filesystem", "show", btrfs.mnt).split("uuid:")[1].split()[0]
+    try:
+        with open(f"/sys/fs/btrfs/{uuid}/qgroups/mode") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
