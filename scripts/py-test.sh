@@ -92,7 +92,9 @@ fi
 cd "$work"
 "$python" -c 'import btrfslayer, sys
 print("py-test: python", sys.version.split()[0], "package", btrfslayer.__file__)
-print("py-test: library", btrfslayer.load().path, btrfslayer.version())' ||
+lib = btrfslayer.load()
+maps = {l.split()[-1] for l in open("/proc/self/maps") if "libbtrfslayer" in l}
+print("py-test: library", lib.path, "=", *maps, lib.version())' ||
 	fail "cannot import the package or load the library"
 rc=0
 "$python" -m pytest -p no:cacheprovider -ra "$root/bindings/python/tests" "$@" || rc=$?
