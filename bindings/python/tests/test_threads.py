@@ -138,6 +138,9 @@ def test_close_waits_for_a_running_call(home, lib):
                     break
             assert not result, f"apply returned before any data was written: {result}"
             threading.Event().wait(0.01)
+        # the blocked call holds neither the GIL nor the handle: other
+        # threads run Python and call the library meanwhile
+        assert h.exists("target") and "target" in h.layers()
         closer.start()
         closer.join(0.5)
         assert closer.is_alive(), "close() returned while a call was running"
