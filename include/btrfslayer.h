@@ -62,10 +62,11 @@
  *   of a half-removed parent;
  * - get() of a layer being removed returns its path or -ENOENT; a path
  *   handed out before the removal stops leading to the layer.
- * Durability: when create, remove, set_quota or clear_quota returns 0, its
- * result survives a power cut that comes at any later moment: its last
- * step commits the filesystem's transaction (syncfs(2), which also writes
- * back the file data that containers wrote since the last commit).  A crash
+ * Durability: when create, remove, set_read_only, set_quota or clear_quota
+ * returns 0, its result survives a power cut that comes at any later
+ * moment: its last step commits the filesystem's transaction (syncfs(2),
+ * which also writes back the file data that containers wrote since the last
+ * commit).  A crash
  * or a power cut during a call leaves the layer whole or absent, and its
  * limit and record both old or both new, once the next open has run.
  * Handles sharing a home: each holds a slot in HOME/.lock (an open file
@@ -294,6 +295,14 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  *                 on if they are off.  0, a malformed size or one below
  *                 btrfs.min_space is -EINVAL; 2^64-1 or more (the kernel's
  *                 "no limit") is -ERANGE.
+ *     mode=OCTAL  the mode of the layer's root directory, 1 to 5 octal
+ *                 digits up to 07777 ("0555", as containers/storage makes
+ *                 its layers; set-id and sticky bits allowed); anything else
+ *                 is -EINVAL.  Default: 0755 for an empty layer, the
+ *                 parent's mode for a snapshot.  Set while the layer is
+ *                 still hidden under its reserved name (before a read-only
+ *                 layer is sealed), so the layer never appears with another
+ *                 mode.
  *   An unknown key is -EINVAL.  Every option is checked before anything is
  *   made.
  *
@@ -421,9 +430,24 @@ typedef struct btrfslayer_usage {
 #define BTRFSLAYER_USAGE_WALK (UINT32_C(1) << 1)
 #define BTRFSLAYER_USAGE_MASK (BTRFSLAYER_USAGE_SYNC | BTRFSLAYER_USAGE_WALK)
 
-/* Fill *out (out_size bytes, at least BTRFSLAYER_USAGE_SIZE_V1) with layer
- * `id`'s usage from the quota tree.  When quotas are off: -BTRFSLAYER_ENOQUOTA,
- * never a guess (walking the layer's files to add them up is not done). */
+/* Fill *out (out_size bytes, at least BTRFSLAYER_USAGE_SIZE_V1, and at least
+ * BTRFSLAYER_USAGE_SIZE_V3 with BTRFSLAYER_USAGE_WALK; else -EINVAL) with
+ * layer `id`'s usage from the quota tree.  flags: BTRFSLAYER_USAGE_*; unknown
+ * bits are -EINVAL.  -ENOENT if there is no such layer.  When quotas are off:
+ * -BTRFSLAYER_ENOQUOTA, never a guess, unless BTRFSLAYER_USAGE_WALK is given:
+ * then the kernel's quota fields (referenced, exclusive, limit,
+ * exclusive_limit, quota_mode, consistent) are 0, and subvolume_id,
+ * recorded_limit and the walk's fields are filled.  Without that flag the
+ * call never walks the layer's files.
+ * The walk: bytes are st_blocks * 512 of every inode once (hard links
+ * counted once; extents shared with other layers counted in full, so it is
+ * the size of the layer's own tree, not what removing it frees), inodes
+ * count the layer's root too; symlinks are counted, never followed; nested
+ * subvolumes and mount points are left out.  It is not atomic: files that
+ * change meanwhile are counted as found.  A tree deeper than the fds left to
+ * the process fails with -EMFILE (one fd per level of depth).
+ * Privilege: reading the quota tree takes CAP_SYS_ADMIN; the walk needs
+ * only read access to the layer's directories. */
 BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t flags,
 				    btrfslayer_usage *out, size_t out_size,
 				    btrfslayer_error **err);
@@ -449,17 +473,36 @@ typedef struct btrfslayer_info {
 } btrfslayer_info;
 #define BTRFSLAYER_INFO_SIZE_V1 288
 
-/* Fill *out (out_size bytes, at least BTRFSLAYER_INFO_SIZE_V1) with
- * what btrfs knows of layer `id`.  Works with quotas off.  -ENOENT if there
- * is no such layer.  Privilege: none beyond reading home. */
+/* Fill *out (out_size bytes, at least BTRFSLAYER_INFO_SIZE_V1; else, or when
+ * out is NULL, -EINVAL) with what btrfs knows of layer `id`; bytes past the
+ * fields this library knows are zeroed.  Works with quotas off, and without
+ * taking the layer's lock.  -EINVAL for a bad id or handle; -ENOENT if there
+ * is no such layer (or what is there is not a layer).
+ * The parent is found in two lookups of the kernel's uuid and root trees,
+ * whatever the number of layers; without CAP_SYS_ADMIN (rootless) those are
+ * refused and the layers' uuids are compared one by one instead
+ * (O(layers)), with the same answer.
+ * Privilege: none beyond reading home (GET_SUBVOL_INFO and
+ * GET_SUBVOL_ROOTREF, Linux 4.18, need none). */
 BTRFSLAYER_API int btrfslayer_layer_info(btrfslayer *h, const char *id,
 					 btrfslayer_info *out, size_t out_size,
 					 btrfslayer_error **err);
 
-/* Seal (read_only != 0) or unseal layer `id`, and every subvolume nested in
- * it, so that a sealed layer holds no writable part.  Durable when it
- * returns 0.  Sealing a sealed layer is a no-op.  -ENOENT if there is no
- * such layer. */
+/* Seal (read_only != 0) or unseal (0) layer `id`, and every subvolume
+ * nested in it at any depth, so that a sealed layer holds no writable part
+ * (image layers: create writable, fill, seal).  Unsealing makes the nested
+ * subvolumes writable too, those that were read-only before the seal
+ * included.  Every subvolume is opened and checked before any flag changes;
+ * one that fails to flip has the others put back (best effort, logged).
+ * Sealing a sealed layer, or unsealing a writable one, is a no-op.  Takes
+ * the layer's lock, as create and remove do.  Durable when it returns 0.
+ * Files already open for writing in the layer fail their next write with
+ * EROFS.
+ * -EINVAL for a bad id or handle; -ENOENT if there is no such layer;
+ * -EAGAIN if a nested subvolume was replaced while being sealed; -EPERM
+ * without the privilege below.
+ * Privilege: owner of the subvolumes or CAP_FOWNER; listing the nested
+ * subvolumes needs what remove needs for it. */
 BTRFSLAYER_API int btrfslayer_set_read_only(btrfslayer *h, const char *id, int read_only,
 					    btrfslayer_error **err);
 
@@ -467,8 +510,14 @@ BTRFSLAYER_API int btrfslayer_set_read_only(btrfslayer *h, const char *id, int r
 #define BTRFSLAYER_FD_PATH (UINT32_C(1) << 0)
 #define BTRFSLAYER_FD_MASK BTRFSLAYER_FD_PATH
 
-/* *fd = an O_DIRECTORY|O_CLOEXEC fd of layer `id`'s root (close() it), for
- * runtimes that work relative to fds and never want a path. */
+/* *fd = an O_RDONLY|O_DIRECTORY|O_CLOEXEC fd of layer `id`'s root (close()
+ * it), or with BTRFSLAYER_FD_PATH an O_PATH|O_DIRECTORY|O_CLOEXEC one, for
+ * runtimes that work relative to fds and never want a path.  The same checks
+ * as get (a symlink, a file, a plain directory or a foreign mount at the
+ * layer's name is no layer) and, like get, a recorded size limit the kernel
+ * lost is applied again; no path is resolved after the check.  *fd is -1 on
+ * failure.  -EINVAL for a bad id or handle, unknown flags or a NULL fd;
+ * -ENOENT if there is no such layer.  Privilege: none beyond reading home. */
 BTRFSLAYER_API int btrfslayer_get_fd(btrfslayer *h, const char *id, uint32_t flags, int *fd,
 				     btrfslayer_error **err);
 
@@ -478,10 +527,27 @@ BTRFSLAYER_API int btrfslayer_get_fd(btrfslayer *h, const char *id, uint32_t fla
 
 /* *mount_fd = a detached mount of layer `id` (open_tree(OPEN_TREE_CLONE))
  * made idmapped (mount_setattr(MOUNT_ATTR_IDMAP)) with a user namespace of
- * the given maps, for the runtime to attach with move_mount(2) (close() it).
- * Files written through it are stored with host ids, so the layer stays
- * shareable.  -EOPNOTSUPP, saying why, where the kernel cannot (before 5.15
- * for btrfs). */
+ * the given maps, for the runtime to attach with move_mount(2) (close() it;
+ * a mount never attached goes with its last fd).  Nested subvolumes show
+ * through it; mounts on the layer do not.
+ * uid_map, gid_map: the container's maps, as open takes them (container id
+ * 0 mapped, no overlap, below 2^32), both given (n >= 1), at most 340 lines
+ * each (the kernel's limit); else -EINVAL.  Through the mount, a file stored
+ * with uid U (on disk) is seen as the host id the map gives container id U,
+ * and a file created by a caller whose fsuid is host id H is stored as the
+ * container id H maps to: with "0 100000 65536", container root (host
+ * 100000) creates files stored as uid 0, and a file stored as uid 0 is seen
+ * as 100000.  So a layer stays owned by unmapped ids on disk and is shared
+ * by containers of any maps, with no chown.
+ * flags: BTRFSLAYER_MOUNT_*; unknown bits are -EINVAL.
+ * *mount_fd is -1 on failure.  -ENOENT if there is no such layer;
+ * -EOPNOTSUPP, saying why, where the kernel cannot (open_tree before 5.2,
+ * mount_setattr before 5.12, idmapped btrfs before 5.15); -EPERM without
+ * the privilege.  Nothing on disk changes.
+ * Privilege: CAP_SYS_ADMIN in the initial user namespace, and CAP_SETUID and
+ * CAP_SETGID over the maps' host ids (to write the namespace's maps).  The
+ * user namespace is made by a short-lived child process (cloned without
+ * SIGCHLD, reaped before the call returns). */
 BTRFSLAYER_API int btrfslayer_mount_idmapped(btrfslayer *h, const char *id,
 					     const btrfslayer_idmap *uid_map, size_t n_uid_map,
 					     const btrfslayer_idmap *gid_map, size_t n_gid_map,

@@ -605,12 +605,13 @@ int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err
  * set-id and sticky); -EINVAL otherwise. */
 static int parse_mode(const char *value, mode_t *mode, btrfslayer_error **err)
 {
-	char quoted[BL_QUOTE_MAX];
 	size_t len = strspn(value, "01234567");
-	if (len == 0 || len > 5 || value[len] || strtoul(value, NULL, 8) > 07777)
+	if (len == 0 || len > 5 || value[len] || strtoul(value, NULL, 8) > 07777) {
+		char quoted[BL_QUOTE_MAX];
 		return bl_fail_msg(err, -EINVAL, "invalid storage option mode=%s: expected an "
 				   "octal mode such as 0755 or 0555",
 				   bl_quote(quoted, sizeof(quoted), value));
+	}
 	*mode = (mode_t)strtoul(value, NULL, 8);
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -143,6 +144,15 @@ static int count(const struct statx *stx, struct inode_set *seen, uint64_t *byte
 	return 0;
 }
 
+/* Whether the directory fd holds is the one stx described (a nested
+ * subvolume swapped in meanwhile is not). */
+static bool same_directory(int fd, const struct statx *stx)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && st.st_ino == stx->stx_ino &&
+	       major(st.st_dev) == stx->stx_dev_major && minor(st.st_dev) == stx->stx_dev_minor;
+}
+
 int bl_walk_usage(int layer_fd, uint64_t *bytes, uint64_t *inodes, const char *path,
 		  btrfslayer_error **err)
 {
@@ -207,6 +217,10 @@ int bl_walk_usage(int layer_fd, uint64_t *bytes, uint64_t *inodes, const char *p
 			fd = -1;	/* gone, or replaced by a mount or a symlink */
 		else if (fd < 0)
 			r = fd;
+		else if (!same_directory(fd, &stx)) {
+			close(fd);	/* swapped for another since its statx */
+			fd = -1;
+		}
 	}
 	while (depth)
 		level_free(&stack[--depth]);
