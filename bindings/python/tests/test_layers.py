@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 
 import pytest
@@ -139,3 +140,12 @@ def test_log_to_logging(home, lib, caplog):
     assert any(r.name == "btrfslayer" and home in r.getMessage() for r in caplog.records)
     with btrfslayer.Handle(home, library=lib):
         pass
+
+
+def test_unclosed_handle_warns_and_closes(home, lib):
+    h = btrfslayer.Handle(home, library=lib)
+    assert os.path.ismount(home)        # the library's bind mount of home
+    with pytest.warns(ResourceWarning, match="unclosed"):
+        del h
+        gc.collect()
+    assert not os.path.ismount(home)    # closed: the last handle took it down
