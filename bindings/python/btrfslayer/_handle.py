@@ -92,12 +92,15 @@ def _decode(b: bytes) -> str:
 
 
 class _Callbacks:
-    """Python callbacks handed to a C call: an exception raised in one is
-    kept and raised again once the call returned (ctypes cannot carry it
-    through C)."""
+    """Python callbacks handed to a C call on `handle`: an exception raised
+    in one is kept and raised again once the call returned (ctypes cannot
+    carry it through C).  The library may run them on a thread of its own,
+    so that thread is marked as inside a call of the handle while one runs:
+    a close() there would wait for the call that waits for it."""
 
-    def __init__(self) -> None:
+    def __init__(self, handle: "Handle") -> None:
         self.error: Optional[BaseException] = None
+        self.handle = handle
 
     def progress(self, fn: Optional[Progress]) -> Any:
         if fn is None:
@@ -107,10 +110,14 @@ class _Callbacks:
         def call(done: int, total: int, _userdata: Any) -> None:
             if self.error is not None:
                 return
+            local = self.handle._local
+            local.depth = getattr(local, "depth", 0) + 1
             try:
                 report(done, total)
             except BaseException as e:  # noqa: B902 — raised again after the call
                 self.error = e
+            finally:
+                local.depth -= 1
         return _ffi.PROGRESS_FN(call)
 
     def check(self) -> None:
@@ -450,8 +457,10 @@ class Handle:
         `parent` as an OCI image-layer tar (uncompressed) to `file`: an fd,
         a file object with a fileno(), or any object with write(bytes)
         (fed through a pipe by a thread).  progress(done, total) is called
-        as bytes go out."""
-        cbs = _Callbacks()
+        as bytes go out, maybe from a thread of the library's; an exception
+        it raises is raised here once the call returned (it cannot stop
+        the call)."""
+        cbs = _Callbacks(self)
         with _writable_fd(file) as fd:
             self._call("export", _cstr(id, "id"), _opt_cstr(parent, "parent"), fd, flags,
                        cbs.progress(progress), None)
@@ -462,8 +471,9 @@ class Handle:
         """btrfslayer_apply(): apply an OCI layer tar (plain, gzip or zstd)
         read from `file` (an fd, a file object, or any object with
         read(n)) to layer `id`; returns the unpacked size in bytes.  Paths
-        that would escape the layer are refused."""
-        cbs = _Callbacks()
+        that would escape the layer are refused.  progress: as for
+        export()."""
+        cbs = _Callbacks(self)
         unpacked = ctypes.c_uint64()
         with _readable_fd(file) as fd:
             self._call("apply", _cstr(id, "id"), fd, flags, cbs.progress(progress), None,
