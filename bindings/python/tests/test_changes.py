@@ -41,7 +41,7 @@ def pair(handle):
 
 def _names(tar_bytes):
     with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as t:
-        return {m.name.lstrip("./").rstrip("/"): m for m in t.getmembers()}
+        return {m.name.removeprefix("./").rstrip("/"): m for m in t.getmembers()}
 
 
 @pytest.mark.parametrize("walk", [False, True])
