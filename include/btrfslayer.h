@@ -74,6 +74,20 @@
  * however it dies), and the steps that rename a layer or write its quota
  * file take a lock in that file too.  A home may be opened by up to 4096
  * handles at once (-EBUSY beyond).
+ * Privilege.  Each call says, on a "Privilege:" line, what it needs and what
+ * happens without it.  Root is not required: with btrfs.mount_home=false, on
+ * a btrfs mounted with user_subvol_rm_allowed, a user who owns home (or root
+ * of a user namespace, as under `unshare -r`, with no CAP_SYS_ADMIN in the
+ * initial namespace) can open, create, snapshot, get, list and remove
+ * layers, nested subvolumes included: the library then lists nested
+ * subvolumes with BTRFS_IOC_GET_SUBVOL_ROOTREF and BTRFS_IOC_INO_LOOKUP_USER
+ * and reads quota state from /sys/fs/btrfs, where a privileged caller reads
+ * the root and quota trees.  Without user_subvol_rm_allowed, only
+ * CAP_SYS_ADMIN deletes a subvolume.  What only CAP_SYS_ADMIN may do is
+ * -EPERM with a message that says so: the bind mount at home (open with
+ * btrfs.mount_home=false instead), turning quotas on and setting or clearing
+ * a limit.  The calls that take no handle (errors, strerror, parse_size,
+ * version, set_log_fn, the list accessors) need no privilege at all.
  * Recovery: open finishes what handles that died mid-call left, and only
  * that: it finishes removals (tombstones), deletes unfinished layers,
  * finishes limit changes and removals from their intents (quotas/.staging/
@@ -100,8 +114,12 @@ extern "C" {
 
 #define BTRFSLAYER_API __attribute__((visibility("default")))
 
-#define BTRFSLAYER_VERSION_MAJOR 0
-#define BTRFSLAYER_VERSION_MINOR 2
+/* The version of this header.  CMake reads the project version from these
+ * three lines, and btrfslayer_version() reports the library's own.  The
+ * major is the SONAME's (libbtrfslayer.so.1): it changes only with an ABI
+ * break, which the 1.x series never has. */
+#define BTRFSLAYER_VERSION_MAJOR 1
+#define BTRFSLAYER_VERSION_MINOR 0
 #define BTRFSLAYER_VERSION_PATCH 0
 
 /* "Prerequisites not met": home is not on btrfs.  Returned negated.  Above
@@ -135,7 +153,8 @@ BTRFSLAYER_API const char *btrfslayer_strerror(int code);
  * truncated).  -EINVAL when malformed, -ERANGE past 64 bits. */
 BTRFSLAYER_API int btrfslayer_parse_size(const char *s, uint64_t *bytes);
 
-/* "0.2.0": the version of the library actually loaded. */
+/* "1.0.0": the version of the library actually loaded, which may be newer
+ * than the header a program was built with (compare BTRFSLAYER_VERSION_*). */
 BTRFSLAYER_API const char *btrfslayer_version(void);
 
 /* ---- logging ------------------------------------------------------------- */
@@ -190,25 +209,47 @@ typedef struct btrfslayer_idmap {
  *
  * options: n_options "key=value" strings, keys case-insensitive:
  *   btrfs.min_space=SIZE   the smallest per-layer size limit; turns quotas
- *                          on at open when they are off.
+ *                          on at open when they are off (as Docker does).
  *   btrfs.quota_mode=qgroup|simple
- *                          the quota mode to turn on when quotas are off; at
- *                          open, quotas are turned on.  When quotas are on in
- *                          the other mode, open fails with -EBUSY: switching
- *                          modes drops every limit on the filesystem, so it is
- *                          left to the administrator.  "simple" on a kernel
- *                          without simple quotas (before Linux 6.7) is
- *                          -EOPNOTSUPP.
+ *                          the quota mode to turn on when quotas are off (see
+ *                          "quotas" below for what each means and costs).  It
+ *                          turns nothing on by itself: quotas are turned on, in
+ *                          this mode, by the first call that sets a limit
+ *                          (create with size=, set_quota), or at open with
+ *                          btrfs.min_space.  When quotas are on in the other
+ *                          mode, open (when they are on already) or that call
+ *                          (when they came on in between) fails with -EBUSY:
+ *                          switching modes drops every limit on the filesystem,
+ *                          so it is left to the administrator.  "simple" on a
+ *                          kernel without simple quotas (before Linux 6.7) is
+ *                          -EOPNOTSUPP at open.
  *   btrfs.mount_home=BOOL  make home a mount point of its own (below); true
  *                          by default.  true/false, yes/no or 1/0, any case.
+ *   btrfs.read_only=BOOL   a read-only handle, for additional (shared,
+ *                          read-only) image stores and homes on read-only
+ *                          mounts; false by default.  Open makes nothing
+ *                          (home, subvolumes/ and quotas/ must exist: -ENOENT
+ *                          otherwise), changes no owner or mode, mounts nothing
+ *                          (btrfs.mount_home is ignored), runs no recovery
+ *                          sweep, turns no quota on, and neither makes nor
+ *                          opens HOME/.lock, so the handle holds nothing open
+ *                          for writing (the filesystem can be remounted
+ *                          read-only under it).  get, get_fd, exists, layers,
+ *                          layer_info, get_usage and status work (get applies
+ *                          no recorded limit); every call that changes the
+ *                          store (create, remove, set_quota, clear_quota,
+ *                          set_read_only, apply) is -EROFS, saying so, with no
+ *                          side effect.  Without a session slot it takes no
+ *                          lock other handles see: a layer another handle
+ *                          removes meanwhile is -ENOENT to it, as to anyone.
  * An unknown key, a duplicate key, an empty key or value, a key byte outside
  * [A-Za-z0-9._-], a string over 4096 bytes, a NULL entry or a malformed
  * value is -EINVAL naming it; a size past 64 bits is -ERANGE.
- * Without either quota option, open leaves quotas as they are; a later call
- * that sets a limit (create with size=, set_quota) turns them on: simple
- * quotas where the kernel has them, else full qgroups.  get never does.
- * Turning on simple quotas sets a filesystem feature that kernels before 6.7
- * cannot mount.
+ * Without btrfs.min_space, open leaves quotas as they are; a later call
+ * that sets a limit (create with size=, set_quota) turns them on: in
+ * btrfs.quota_mode, else simple quotas where the kernel has them, else full
+ * qgroups.  get never does.  Turning on simple quotas sets a filesystem
+ * feature that kernels before 6.7 cannot mount.
  *
  * uid_map/gid_map: the user-namespace maps of remapped containers, or NULL
  * with a count of 0.  They must map container id 0, must not overlap and must
@@ -245,6 +286,14 @@ typedef struct btrfslayer_idmap {
  * name (made before open, or by someone else, or stacked on ours) is never
  * touched.  One mount namespace per home: a handle in another namespace
  * sees its own mount table.
+ *
+ * Privilege: read and write access to home (or its parent, to make it).
+ * The bind mount at home needs CAP_SYS_ADMIN in the mount namespace:
+ * without it open fails with -EPERM, saying to pass btrfs.mount_home=false
+ * (it never falls back silently, since a runtime that needs mount
+ * propagation must know).  btrfs.min_space with quotas off needs
+ * CAP_SYS_ADMIN to turn them on (-EPERM).  A read-only handle needs read
+ * access only.
  */
 BTRFSLAYER_API int btrfslayer_open(const char *home,
 				   const char *const *options, size_t n_options,
@@ -264,7 +313,11 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
  * close of the last handle after that takes it down.  While other handles
  * are open the mount stays for them, and close returns 0.  A handle opened
  * with btrfs.mount_home=false counts among them but never unmounts: when it
- * is the last, the mount stays recorded for the next open. */
+ * is the last, the mount stays recorded for the next open.
+ * Privilege: none beyond what open had; the unmount needs what the mount
+ * did (a handle that could not mount never unmounts).  Destroying the
+ * qgroups of deleted subvolumes needs CAP_SYS_ADMIN: without it they wait
+ * (their markers stay) for a privileged handle. */
 BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
 
 /* ---- layers -------------------------------------------------------------- */
@@ -309,8 +362,15 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  * -EEXIST if id exists, -ENOENT if parent does not; nothing changes then.
  * -EAGAIN when something else was put under the layer's reserved name while
  * it was being made (or all reserved names drawn were taken), -EBUSY when
- * something was mounted on it: nothing is made then either.
+ * something was mounted on it: nothing is made then either.  -EROFS on a
+ * read-only handle.
  * Durable: when it returns 0, the layer survives a power cut.
+ * Privilege: write access to HOME/subvolumes, and for a snapshot ownership
+ * of the parent layer's root (the kernel's rule), or CAP_SYS_ADMIN.  No
+ * CAP_SYS_ADMIN is needed otherwise, in a user namespace too.  size=
+ * needs CAP_SYS_ADMIN (a qgroup limit, and turning quotas on): without it,
+ * -EPERM saying so, and nothing is made.  Setting the owner of a new
+ * empty layer to the host ids of container root needs CAP_CHOWN over them.
  */
 BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 				     const char *parent, uint32_t flags,
@@ -330,7 +390,13 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
  * so ("the layer is gone, but deleting what it held stopped half-way";
  * exists() says 0).  Never waits for quota accounting: the
  * qgroups of the deleted subvolumes are destroyed as soon as the kernel lets
- * go of them (recent kernels drop them themselves). */
+ * go of them (recent kernels drop them themselves).  -EROFS on a read-only
+ * handle.
+ * Privilege: CAP_SYS_ADMIN, or, on a btrfs mounted with
+ * user_subvol_rm_allowed, write access to the layer and to what it nests
+ * (the kernel's rule for deleting a subvolume); read-only ones are made
+ * writable first, which needs their ownership.  Without either: -EPERM,
+ * saying so, and the layer keeps its id, whole. */
 BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 				     btrfslayer_error **err);
 
@@ -341,17 +407,22 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
  * When quotas are on, a layer with a recorded size limit gets it applied
  * again, so a limit survives a quota disable/enable.  get never turns quotas
  * on: with quotas off it changes nothing.  A recorded limit that does not
- * parse is ignored with a warning through the log callback. */
+ * parse is ignored with a warning through the log callback.  A read-only
+ * handle applies nothing.
+ * Privilege: search (x) access to home and HOME/subvolumes.  Applying a
+ * recorded limit again needs CAP_SYS_ADMIN: without it, a warning through
+ * the log callback, and the path is returned all the same. */
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err);
 
 /* Release what get acquired: nothing today; kept for the contract.  Checks
- * the id only. */
+ * the id only.  Privilege: none. */
 BTRFSLAYER_API int btrfslayer_put(btrfslayer *h, const char *id,
 				  btrfslayer_error **err);
 
-/* 1 if layer `id` exists, 0 if not, negative errno on error. */
+/* 1 if layer `id` exists, 0 if not, negative errno on error.
+ * Privilege: search access to HOME/subvolumes. */
 BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
 				     btrfslayer_error **err);
 
@@ -374,18 +445,44 @@ BTRFSLAYER_API int btrfslayer_exists(btrfslayer *h, const char *id,
  *           allocated, after it was created: what a container writes.  A
  *           snapshot starts at 0 however large its parent; data it shares
  *           stays counted against the layer that wrote it.  Cheap.
+ * Nested subvolumes.  A container may make subvolumes inside its layer
+ * (no privilege needed) and write there:
+ *   simple  the limit holds for them too.  A limited layer's qgroup
+ *           0/<subvolume id> is put in a level-1 qgroup of its own,
+ *           1/<subvolume id>, carrying the same limit; the kernel makes
+ *           every subvolume later nested in the layer, at any depth, a
+ *           member of it, and those nested before the limit was set are
+ *           made members when it is.  Writing past size= anywhere in the
+ *           layer fails with EDQUOT.  Remove destroys 1/<id> with the layer
+ *           (after a crash, the next open does).
+ *   qgroup  the limit holds for the layer's own subvolume only: full qgroups
+ *           join no nested subvolume to any group of the layer's, so a
+ *           container escapes size= by writing into a subvolume it nests.
+ *           Use simple quotas where that matters.
+ * Privilege: quotas are CAP_SYS_ADMIN's: turning them on and setting or
+ * clearing a limit are -EPERM without it, saying so.  Reading them
+ * (get_usage, status) is not: without CAP_SYS_ADMIN they are read from
+ * /sys/fs/btrfs.
  */
 
 /* Limit layer `id` to `size` bytes (> 0, at least btrfs.min_space; else
  * -EINVAL; below 2^64-1, which the kernel takes for "no limit"; else
- * -ERANGE), replacing any limit, and record it. */
+ * -ERANGE), replacing any limit, and record it.  Turns quotas on (in
+ * btrfs.quota_mode) when they are off; -EBUSY when they are on in another
+ * mode than btrfs.quota_mode names.  -EROFS on a read-only handle.
+ * Privilege: CAP_SYS_ADMIN (-EPERM without it, saying so). */
 BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t size,
 					btrfslayer_error **err);
-/* Remove layer `id`'s limit and its record.  Does not turn quotas on. */
+/* Remove layer `id`'s limit and its record.  Does not turn quotas on.
+ * -EROFS on a read-only handle.
+ * Privilege: CAP_SYS_ADMIN when quotas are on (-EPERM without it, saying
+ * so); with quotas off only the record goes, which needs write access to
+ * HOME/quotas. */
 BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 					  btrfslayer_error **err);
 
 enum {
+	BTRFSLAYER_QUOTA_OFF = 0,	/* usage with BTRFSLAYER_USAGE_WALK only */
 	BTRFSLAYER_QUOTA_QGROUP = 1,
 	BTRFSLAYER_QUOTA_SIMPLE = 2,
 };
@@ -446,8 +543,9 @@ typedef struct btrfslayer_usage {
  * subvolumes and mount points are left out.  It is not atomic: files that
  * change meanwhile are counted as found.  A tree deeper than the fds left to
  * the process fails with -EMFILE (one fd per level of depth).
- * Privilege: reading the quota tree takes CAP_SYS_ADMIN; the walk needs
- * only read access to the layer's directories. */
+ * Privilege: none beyond reading home: without CAP_SYS_ADMIN the quota tree
+ * is read from /sys/fs/btrfs (where the kernel has it, Linux 5.9); the walk
+ * needs only read access to the layer's directories. */
 BTRFSLAYER_API int btrfslayer_get_usage(btrfslayer *h, const char *id, uint32_t flags,
 				    btrfslayer_usage *out, size_t out_size,
 				    btrfslayer_error **err);
@@ -499,8 +597,9 @@ BTRFSLAYER_API int btrfslayer_layer_info(btrfslayer *h, const char *id,
  * Files already open for writing in the layer fail their next write with
  * EROFS.
  * -EINVAL for a bad id or handle; -ENOENT if there is no such layer;
- * -EAGAIN if a nested subvolume was replaced while being sealed; -EPERM
- * without the privilege below.
+ * -EXDEV (or -ELOOP) if a nested subvolume can only be reached across a
+ * mount point (or a symlink), -EAGAIN if one was replaced while being
+ * sealed: nothing is changed then; -EPERM without the privilege below.
  * Privilege: owner of the subvolumes or CAP_FOWNER; listing the nested
  * subvolumes needs what remove needs for it. */
 BTRFSLAYER_API int btrfslayer_set_read_only(btrfslayer *h, const char *id, int read_only,
@@ -540,8 +639,9 @@ BTRFSLAYER_API int btrfslayer_get_fd(btrfslayer *h, const char *id, uint32_t fla
  * as 100000.  So a layer stays owned by unmapped ids on disk and is shared
  * by containers of any maps, with no chown.
  * flags: BTRFSLAYER_MOUNT_*; unknown bits are -EINVAL.
- * *mount_fd is -1 on failure.  -ENOENT if there is no such layer;
- * -EOPNOTSUPP, saying why, where the kernel cannot (open_tree before 5.2,
+ * *mount_fd is -1 on failure.  -EINVAL for a bad id or handle or a NULL
+ * mount_fd; -ENOENT if there is no such layer; -EROFS on a read-only
+ * handle without BTRFSLAYER_MOUNT_READ_ONLY; -EOPNOTSUPP, saying why, where the kernel cannot (open_tree before 5.2,
  * mount_setattr before 5.12, idmapped btrfs before 5.15); -EPERM without
  * the privilege.  Nothing on disk changes.
  * Privilege: CAP_SYS_ADMIN in the initial user namespace, and CAP_SETUID and
@@ -571,8 +671,13 @@ typedef int (*btrfslayer_change_fn)(int kind, const char *path, void *userdata);
 #define BTRFSLAYER_CHANGES_MASK BTRFSLAYER_CHANGES_WALK
 
 /* Progress of export and apply: bytes done so far, and the total (0 when
- * unknown). */
-typedef void (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+ * unknown).  Return 0 to go on; any other value stops the call, which then
+ * returns -ECANCELED (after taking back what it made, as on any failure). */
+typedef int (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+/* No flags are defined yet for export and apply: any bit is -EINVAL. */
+#define BTRFSLAYER_EXPORT_MASK UINT32_C(0)
+#define BTRFSLAYER_APPLY_MASK UINT32_C(0)
 
 BTRFSLAYER_API int btrfslayer_changes(btrfslayer *h, const char *id, const char *parent,
 				      uint32_t flags, btrfslayer_change_fn fn, void *userdata,
@@ -599,7 +704,8 @@ BTRFSLAYER_API const char *btrfslayer_list_value(const btrfslayer_list *list, si
 /* NULL is a no-op. */
 BTRFSLAYER_API void btrfslayer_list_free(btrfslayer_list *list);
 
-/* Every layer, sorted by id: key = id, value = absolute path. */
+/* Every layer, sorted by id: key = id, value = absolute path.
+ * Privilege: read access to HOME/subvolumes. */
 BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err);
 
@@ -611,7 +717,9 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
  * sweep_qgroups (qgroups of deleted subvolumes destroyed, or their markers
  * found done), sweep_limits (intents of limit changes and removals
  * finished), sweep_left (leftovers kept: a live handle's, an id a live
- * handle holds, or a deletion that failed).  Keys are stable. */
+ * handle holds, or a deletion that failed).  Keys are stable.
+ * Privilege: none beyond reading home (quota state from /sys/fs/btrfs
+ * without CAP_SYS_ADMIN). */
 BTRFSLAYER_API int btrfslayer_status(btrfslayer *h, btrfslayer_list **out,
 				     btrfslayer_error **err);
 

@@ -13,7 +13,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dir=${1:-build}
 tests=(tests/integration/integration_layers tests/integration/integration_quota
 	tests/integration/integration_host tests/integration/integration_recovery
-	tests/hostile/hostile tests/oldkernel/oldkernel tests/names/names)
+	tests/integration/integration_calls
+	tests/hostile/hostile tests/oldkernel/oldkernel tests/names/names
+	tests/integration/integration_modes tests/rootless/rootless)
 status=0
 for t in "${tests[@]}"; do
 	exe=$dir/$t

@@ -113,7 +113,12 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 				bl_fail_msg(err, r, "invalid option btrfs.quota_mode=%s "
 					    "(known: qgroup, simple)",
 					    bl_quote(quoted, sizeof(quoted), value));
-			*quotas_wanted = true;
+		} else if (!strcmp(key, "btrfs.read_only")) {
+			r = bl_parse_bool(value, &h->read_only);
+			if (r < 0)
+				bl_fail_msg(err, r, "invalid option btrfs.read_only=%s: "
+					    "expected true or false",
+					    bl_quote(quoted, sizeof(quoted), value));
 		} else if (!strcmp(key, "btrfs.mount_home")) {
 			r = bl_parse_bool(value, &h->mount_home);
 			if (r < 0)
@@ -122,7 +127,7 @@ static int parse_open_options(btrfslayer *h, const char *const *options,
 					    bl_quote(quoted, sizeof(quoted), value));
 		} else {
 			r = bl_fail_msg(err, -EINVAL, "unknown option %s (known: btrfs.min_space, "
-					"btrfs.quota_mode, btrfs.mount_home)",
+					"btrfs.quota_mode, btrfs.mount_home, btrfs.read_only)",
 					bl_quote(quoted, sizeof(quoted), key));
 		}
 	}
@@ -236,7 +241,10 @@ static int open_home(btrfslayer *h, const char *home, btrfslayer_error **err)
 		bl_fail(err, r, "open home: %s", home);
 		goto out;
 	}
-	if (!exists) {
+	if (!exists && h->read_only) {
+		r = bl_fail_msg(err, -ENOENT, "open home read-only: %s: missing (a read-only "
+				"handle makes nothing)", home);
+	} else if (!exists) {
 		/* a failed open leaves it empty: it takes back what it made in it */
 		h->home_made = mkdirat(parent_fd, base, HOME_MODE) == 0;
 		if (!h->home_made && errno != EEXIST) {
@@ -488,18 +496,23 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		r = resolve_home(h, home, err);
 	if (r == 0)
 		r = check_layout(h, err);
-	if (r == 0 && h->mount_home)
-		bl_home_private(h);	/* before HOME/.lock is opened through it */
-	if (r == 0)
+	if (r == 0 && h->read_only) {
+		/* no mount, no slot, nothing made, no sweep (readonly.c) */
+		h->mount_home = false;
+		r = bl_read_only_layout(h, uid_map, n_uid_map, gid_map, n_gid_map, err);
+	} else if (r == 0) {
+		if (h->mount_home)
+			bl_home_private(h);	/* before HOME/.lock is opened through it */
 		r = take_session(h, err);
-	if (r == 0)
-		r = set_up_home(h, uid_map, n_uid_map, gid_map, n_gid_map, err);
-	if (r == 0)
-		bl_session_unlock_home(h);
-	if (r == 0 && quotas_wanted)
-		r = bl_quota_open(h, err);
-	if (r == 0)
-		bl_sweep(h);
+		if (r == 0)
+			r = set_up_home(h, uid_map, n_uid_map, gid_map, n_gid_map, err);
+		if (r == 0)
+			bl_session_unlock_home(h);
+		if (r == 0 && (quotas_wanted || h->quota_mode != BL_QUOTA_OFF))
+			r = bl_quota_open(h, quotas_wanted, err);
+		if (r == 0)
+			bl_sweep(h);
+	}
 	if (r < 0) {
 		btrfslayer_error *cleanup = NULL;
 		/* a failed open leaves no mount behind */
@@ -844,6 +857,8 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	mode_t mode;
 	if ((r = parse_storage_options(h, storage_opts, n_storage_opts, &size, &mode, err)) < 0)
 		return r;
+	if ((r = bl_check_writable(h, "create layer", err)) < 0)
+		return r;
 
 	bl_layer_path(h, id, path, sizeof(path));
 	struct stat st;
@@ -1084,6 +1099,8 @@ BTRFSLAYER_API int btrfslayer_remove(btrfslayer *h, const char *id,
 	bool spoiled = false;
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
+		return r;
+	if ((r = bl_check_writable(h, "remove layer", err)) < 0)
 		return r;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "remove layer", err);

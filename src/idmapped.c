@@ -168,6 +168,11 @@ BTRFSLAYER_API int btrfslayer_mount_idmapped(btrfslayer *h, const char *id,
 	if ((r = bl_idmap_root(uid_map, n_uid_map, "uid map", &root, err)) < 0 ||
 	    (r = bl_idmap_root(gid_map, n_gid_map, "gid map", &root, err)) < 0)
 		return r;
+	/* a read-only handle hands out read-only mounts only: writing through
+	 * the mount would change a store it promised not to change */
+	if (!(flags & BTRFSLAYER_MOUNT_READ_ONLY) &&
+	    (r = bl_check_writable(h, "writable idmapped mount of layer", err)) < 0)
+		return r;
 
 	int fd = bl_open_layer(h, id, "idmapped mount of layer", err);
 	if (fd < 0)

@@ -89,6 +89,7 @@ struct btrfslayer {
 	bool lock_made;		/* ... HOME/.lock */
 	bool layout_made[2];	/* ... HOME/subvolumes, HOME/quotas */
 	bool idmap_written;	/* ... HOME/.idmap */
+	bool read_only;		/* btrfs.read_only: changes nothing (readonly.c) */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -115,6 +116,19 @@ void bl_note_leftover(btrfslayer *h);
  * of each call that changes the store.  The message is "<step>: <path>:
  * commit to disk: <reason>". */
 int bl_commit(btrfslayer *h, const char *step, const char *path, btrfslayer_error **err);
+
+/* ---- readonly.c: read-only handles ------------------------------------------ */
+
+/* The door of every call that changes the store: -EROFS, with the message
+ * "<step>: <home>: the handle is read-only (...)", when h was opened with
+ * btrfs.read_only=true; 0 otherwise.  Call it after the argument checks and
+ * before anything else. */
+int bl_check_writable(const btrfslayer *h, const char *step, btrfslayer_error **err);
+/* Open of a read-only handle, in place of the session and set-up steps:
+ * subvolumes/ and quotas/ must exist (-ENOENT otherwise) and are opened
+ * as found; id maps are checked against HOME/.idmap, nothing is written. */
+int bl_read_only_layout(btrfslayer *h, const btrfslayer_idmap *uid_map, size_t n_uid_map,
+			const btrfslayer_idmap *gid_map, size_t n_gid_map, btrfslayer_error **err);
 
 /* ---- session.c: handles sharing a home ----------------------------------- */
 
@@ -407,8 +421,26 @@ struct bl_subvolume {
  * layer is read.  Free with bl_subvolumes_free(). */
 int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n);
 void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n);
+/* bl_ioctl_nested_subvolumes() reads the root tree with libbtrfsutil's
+ * iterator, which needs CAP_SYS_ADMIN when geteuid() is 0; without it (root
+ * in a user namespace: unshare -r) it walks with the two calls below, which
+ * any user who can read the layer may make.  So do rootless callers that
+ * only ask for a layer's direct children: */
+struct bl_child_subvolume {
+	uint64_t id;
+	char *path;	/* relative to fd: "dir/name", or "name" */
+};
+/* The subvolumes directly below the subvolume fd is in (not nested
+ * deeper), with their paths from fd (BTRFS_IOC_GET_SUBVOL_ROOTREF and
+ * BTRFS_IOC_INO_LOOKUP_USER, Linux 4.18: no privilege; fd should be the
+ * subvolume's root, as INO_LOOKUP_USER builds paths from it and fails with
+ * -EACCES for a directory not below fd).  Free with
+ * bl_child_subvolumes_free(). */
+int bl_ioctl_child_subvolumes(int fd, struct bl_child_subvolume **out, size_t *n);
+void bl_child_subvolumes_free(struct bl_child_subvolume *children, size_t n);
 
-/* Quota mode, and whether the kernel marked its numbers inconsistent. */
+/* Quota mode, and whether the kernel marked its numbers inconsistent (from
+ * sysfs without CAP_SYS_ADMIN). */
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent);
 /* Whether the running kernel offers simple quotas (Linux 6.7). */
 bool bl_kernel_has_simple_quota(void);
@@ -417,8 +449,12 @@ int bl_ioctl_quota_enable(int fd, enum bl_quota_mode mode);
 /* Limit the referenced bytes of the subvolume fd is in (0 clears that limit),
  * and clear every other limit of its qgroup (exclusive, reserved). */
 int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced);
+/* The same for qgroup `qgroupid` (any level; 0: the subvolume fd is in). */
+int bl_ioctl_qgroup_limit_id(int fd, uint64_t qgroupid, uint64_t max_referenced);
 int bl_ioctl_qgroup_create(int fd, uint64_t qgroupid);
 int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid);
+/* Make qgroup `member` a member of `parent` (-EEXIST when it is one). */
+int bl_ioctl_qgroup_assign(int fd, uint64_t member, uint64_t parent);
 
 struct bl_qgroup {
 	uint64_t referenced;
@@ -429,7 +465,7 @@ struct bl_qgroup {
 };
 /* What the quota tree says of qgroup `qgroupid` (level 0: a subvolume id):
  * numbers as of the last transaction commit.  -ENOENT when there is no such
- * qgroup or quotas are off. */
+ * qgroup or quotas are off.  Without CAP_SYS_ADMIN, from sysfs. */
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out);
 /* Whether the qgroup's only limit is max_referenced (0: it has none at all,
  * of any kind): what bl_ioctl_qgroup_limit() leaves. */
@@ -440,13 +476,14 @@ bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_reference
 const char *bl_quota_mode_name(enum bl_quota_mode mode);
 /* "qgroup" or "simple"; -EINVAL for anything else. */
 int bl_quota_parse_mode(const char *value, enum bl_quota_mode *mode);
-/* Make sure quotas are on, in whatever mode: turn them on in h's mode
- * (btrfs.quota_mode, else simple where the kernel has them, else qgroup)
- * when they are off. */
+/* A call that sets a limit: make sure quotas are on, turning them on in h's
+ * mode (btrfs.quota_mode, else simple where the kernel has them, else
+ * qgroup) when they are off; -EBUSY when they are on in another mode than
+ * btrfs.quota_mode names. */
 int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err);
-/* The same at open, where btrfs.quota_mode must also match the mode that is
- * on (-EBUSY otherwise). */
-int bl_quota_open(btrfslayer *h, btrfslayer_error **err);
+/* At open: the same when `enable` (btrfs.min_space was given); otherwise
+ * (btrfs.quota_mode alone) only the check of a mode already on. */
+int bl_quota_open(btrfslayer *h, bool enable, btrfslayer_error **err);
 /* A size limit must be above 0 and at least btrfs.min_space (-EINVAL), and
  * below 2^64-1, which the kernel takes for "no limit" (-ERANGE).  `given` is
  * the text the caller wrote, for the message, or NULL. */
@@ -455,7 +492,8 @@ int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
 /* bl_parse_size() and then bl_quota_check_size(). */
 int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 			btrfslayer_error **err);
-/* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of. */
+/* Set (size > 0) or clear (0) the limit of the subvolume fd is the root of
+ * (and, with simple quotas, of what it nests: nestlimit.c). */
 int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
 /* get(): apply the limit recorded for layer `id` (open as fd) again when the
  * kernel no longer has it, in case quotas were reset.  Only when quotas are
@@ -496,6 +534,25 @@ unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
  * destroyed the qgroup or found it gone (the marker is deleted; logged), 0
  * if not, -EINVAL if name is not a marker's. */
 int bl_quota_adopt_marker(btrfslayer *h, const char *name);
+
+/* ---- nestlimit.c: limits nested subvolumes cannot escape ---------------- */
+
+/* 1/<subvolume>: the level-1 qgroup of a limited layer, simple quotas. */
+uint64_t bl_nested_qgroup(uint64_t subvolume);
+/* With simple quotas, give the layer (fd, its root) the level-1 qgroup
+ * 1/<its id> holding it and every subvolume nested in it, limited to `size`
+ * (0: its limit cleared); nothing in another mode.  bl_quota_limit() does
+ * this first, then the layer's own limit. */
+int bl_nested_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err);
+/* Destroy 1/<subvolume> of fd's filesystem: 0 when gone or never made,
+ * -EBUSY while a qgroup is still a member of it. */
+int bl_nested_limit_destroy(int fd, uint64_t subvolume);
+/* Deleting a nested subvolume charges its parent's qgroups, so a layer
+ * whose 1/<subvolume> is at its limit cannot delete what it nests (EDQUOT):
+ * a removal lifts that limit first (*was: what it was; -ENOENT when there
+ * is none), and puts it back if the layer survives whole. */
+int bl_nested_limit_lift(int fd, uint64_t subvolume, uint64_t *was);
+void bl_nested_limit_restore(int fd, uint64_t subvolume, uint64_t limit, const char *path);
 
 /* ---- intent.c: the journal of limit changes in flight -------------------- */
 

@@ -6,6 +6,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <endian.h>
 #include <limits.h>
 #include <stddef.h>
@@ -139,13 +141,55 @@ int bl_ioctl_destroy(int dirfd, const char *name)
 
 int bl_ioctl_destroy_by_id(int fd, uint64_t id)
 {
-	return UTIL(btrfs_util_delete_subvolume_by_id_fd(fd, id));
+	int r = UTIL(btrfs_util_delete_subvolume_by_id_fd(fd, id));
+	if (r != -EINVAL)
+		return r;
+	/* Without CAP_SYS_ADMIN (user_subvol_rm_allowed) the kernel refuses,
+	 * with EINVAL, a deletion asked through an fd inside the subvolume to
+	 * delete.  The id says what goes, whatever the fd: ask through the
+	 * directory the subvolume's root is in, on the same filesystem. */
+	uint8_t fsid[16], up_fsid[16];
+	uint64_t own;
+	if (UTIL(btrfs_util_subvolume_id_fd(fd, &own)) < 0 || own != id)
+		return r;
+	int up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (up < 0)
+		return r;
+	if (bl_ioctl_fs_uuid(fd, fsid) == 0 && bl_ioctl_fs_uuid(up, up_fsid) == 0 &&
+	    !memcmp(fsid, up_fsid, sizeof(fsid)))
+		r = UTIL(btrfs_util_delete_subvolume_by_id_fd(up, id));
+	close(up);
+	return r;
 }
 
 int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
 {
+	/* GET_SUBVOL_INFO (Linux 4.18) needs no privilege: a root without
+	 * CAP_SYS_ADMIN (a default container) and a rootless caller get it
+	 * too.  libbtrfsutil searches the root tree when euid is 0, which
+	 * takes CAP_SYS_ADMIN; it is kept for older kernels only. */
+	struct btrfs_ioctl_get_subvol_info_args *args = calloc(1, sizeof(*args));
+	if (!args)
+		return -ENOMEM;
+	int r = bl_check_btrfs(fd);
+	if (r == 0 && ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, args) < 0)
+		r = -errno;
+	if (r == 0) {
+		out->id = args->treeid;
+		memcpy(out->uuid, args->uuid, sizeof(out->uuid));
+		memcpy(out->parent_uuid, args->parent_uuid, sizeof(out->parent_uuid));
+		out->read_only = args->flags & BTRFS_ROOT_SUBVOL_RDONLY;
+		out->created = args->otransid;
+		out->generation = args->generation;
+		out->otime_sec = (int64_t)args->otime.sec;
+		out->otime_nsec = args->otime.nsec;
+	}
+	free(args);
+	if (r != -ENOTTY)
+		return r;
+
 	struct btrfs_util_subvolume_info info;
-	int r = UTIL(btrfs_util_subvolume_info_fd(fd, 0, &info));
+	r = UTIL(btrfs_util_subvolume_info_fd(fd, 0, &info));
 	if (r < 0)
 		return r;
 	out->id = info.id;
@@ -327,11 +371,149 @@ void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n)
 	free(subvolumes);
 }
 
+/* A growing list of struct bl_subvolume. */
+struct subvolume_list {
+	struct bl_subvolume *items;
+	size_t count, cap;
+};
+
+/* Append; takes `path` (freed on failure). */
+static int list_append(struct subvolume_list *list, uint64_t id, uint64_t parent_id,
+		       bool read_only, char *path)
+{
+	if (list->count == list->cap) {
+		size_t ncap = list->cap ? 2 * list->cap : 8;
+		struct bl_subvolume *grown = reallocarray(list->items, ncap, sizeof(*grown));
+		if (!grown) {
+			free(path);
+			return -ENOMEM;
+		}
+		list->items = grown;
+		list->cap = ncap;
+	}
+	list->items[list->count++] = (struct bl_subvolume){
+		.id = id, .parent_id = parent_id, .read_only = read_only, .path = path,
+	};
+	return 0;
+}
+
+int bl_ioctl_child_subvolumes(int fd, struct bl_child_subvolume **out, size_t *n)
+{
+	struct btrfs_ioctl_get_subvol_rootref_args args;
+	struct bl_child_subvolume *children = NULL;
+	size_t count = 0;
+	int r;
+
+	memset(&args, 0, sizeof(args));
+	do {
+		/* EOVERFLOW: a full batch, and min_treeid set for the next */
+		r = ioctl(fd, BTRFS_IOC_GET_SUBVOL_ROOTREF, &args) < 0 ? -errno : 0;
+		if (r < 0 && r != -EOVERFLOW)
+			break;
+		struct bl_child_subvolume *grown =
+			reallocarray(children, count + args.num_items + 1, sizeof(*grown));
+		if (!grown) {
+			r = -ENOMEM;
+			break;
+		}
+		children = grown;
+		for (unsigned i = 0; i < args.num_items; i++) {
+			struct btrfs_ioctl_ino_lookup_user_args lookup;
+			memset(&lookup, 0, sizeof(lookup));
+			lookup.treeid = args.rootref[i].treeid;
+			lookup.dirid = args.rootref[i].dirid;
+			if (ioctl(fd, BTRFS_IOC_INO_LOOKUP_USER, &lookup) < 0) {
+				r = -errno;
+				break;
+			}
+			/* "a/b/" (or "") leads from fd to the directory, then
+			 * the subvolume's name in it */
+			lookup.path[sizeof(lookup.path) - 1] = '\0';
+			lookup.name[sizeof(lookup.name) - 1] = '\0';
+			const char *sep = *lookup.path &&
+					  lookup.path[strlen(lookup.path) - 1] != '/' ? "/" : "";
+			char *path;
+			if (asprintf(&path, "%s%s%s", lookup.path, sep, lookup.name) < 0) {
+				r = -ENOMEM;
+				break;
+			}
+			children[count++] = (struct bl_child_subvolume){
+				.id = args.rootref[i].treeid, .path = path,
+			};
+		}
+	} while (r == -EOVERFLOW);
+	if (r < 0) {
+		bl_child_subvolumes_free(children, count);
+		return r;
+	}
+	*out = children;
+	*n = count;
+	return 0;
+}
+
+void bl_child_subvolumes_free(struct bl_child_subvolume *children, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(children[i].path);
+	free(children);
+}
+
+/* Nesting deeper than this is refused (-ELOOP) by the unprivileged walk. */
+#define NESTING_MAX 64
+
+/* The unprivileged walk: the children of the subvolume fd is the root of
+ * (its id: `id`, its path below the top: `prefix`), then theirs, each
+ * child after its own children.  Each child is opened by its path below
+ * its parent, without following a symlink or crossing a mount, and taken
+ * only if it is still the subvolume the root tree named; one moved
+ * meanwhile is skipped (a deletion of the top then fails with ENOTEMPTY,
+ * and the caller lists again). */
+static int walk_unprivileged(int fd, uint64_t id, const char *prefix, int depth,
+			     struct subvolume_list *list)
+{
+	struct bl_child_subvolume *children;
+	size_t n;
+	if (depth > NESTING_MAX)
+		return -ELOOP;
+	int r = bl_ioctl_child_subvolumes(fd, &children, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		uint64_t child_id;
+		bool read_only = false;
+		char *path;
+		int child = bl_open_path_beneath(fd, children[i].path);
+		if (child < 0) {
+			if (child != -ENOENT && child != -ENOTDIR && child != -EXDEV)
+				r = child;
+			continue;
+		}
+		if (bl_ioctl_subvolume_id(child, &child_id) < 0 || child_id != children[i].id ||
+		    bl_ioctl_is_subvolume(child) != 1) {
+			close(child);
+			continue;
+		}
+		if (asprintf(&path, "%s%s%s", prefix, *prefix ? "/" : "", children[i].path) < 0) {
+			close(child);
+			r = -ENOMEM;
+			break;
+		}
+		r = walk_unprivileged(child, child_id, path, depth + 1, list);
+		if (r == 0)
+			r = bl_ioctl_get_read_only(child, &read_only);
+		close(child);
+		if (r == 0)
+			r = list_append(list, child_id, id, read_only, path);
+		else
+			free(path);
+	}
+	bl_child_subvolumes_free(children, n);
+	return r;
+}
+
 int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n)
 {
 	struct btrfs_util_subvolume_iterator *iter;
-	struct bl_subvolume *list = NULL;
-	size_t count = 0, cap = 0;
+	struct subvolume_list list = { 0 };
+	uint64_t top;
 
 	int r = UTIL(btrfs_util_create_subvolume_iterator_fd(
 		fd, 0, BTRFS_UTIL_SUBVOLUME_ITERATOR_POST_ORDER, &iter));
@@ -346,34 +528,106 @@ int bl_ioctl_nested_subvolumes(int fd, struct bl_subvolume **out, size_t *n)
 		if (e == BTRFS_UTIL_ERROR_STOP_ITERATION)
 			break;
 		r = from_util(e);
+		if (r == 0)
+			r = list_append(&list, info.id, info.parent_id,
+					info.flags & BTRFS_ROOT_SUBVOL_RDONLY, path);
 		if (r < 0)
-			goto fail;
-		if (count == cap) {
-			size_t ncap = cap ? 2 * cap : 8;
-			struct bl_subvolume *grown = reallocarray(list, ncap, sizeof(*list));
-			if (!grown) {
-				free(path);
-				r = -ENOMEM;
-				goto fail;
-			}
-			list = grown;
-			cap = ncap;
-		}
-		list[count++] = (struct bl_subvolume){
-			.id = info.id,
-			.parent_id = info.parent_id,
-			.read_only = info.flags & BTRFS_ROOT_SUBVOL_RDONLY,
-			.path = path,
-		};
+			break;
 	}
 	btrfs_util_destroy_subvolume_iterator(iter);
-	*out = list;
-	*n = count;
+	/* libbtrfsutil searches the root tree when geteuid() is 0, which needs
+	 * CAP_SYS_ADMIN: root in a user namespace (unshare -r) gets EPERM
+	 * before any answer, and takes the way any user may */
+	if (r == -EPERM && list.count == 0) {
+		r = bl_ioctl_subvolume_id(fd, &top);
+		if (r == 0)
+			r = walk_unprivileged(fd, top, "", 0, &list);
+	}
+	if (r < 0) {
+		bl_subvolumes_free(list.items, list.count);
+		return r;
+	}
+	*out = list.items;
+	*n = list.count;
 	return 0;
-fail:
-	btrfs_util_destroy_subvolume_iterator(iter);
-	bl_subvolumes_free(list, count);
-	return r;
+}
+
+/* /sys/fs/btrfs/<fsid>/qgroups/<name> of fd's filesystem, read as text
+ * into buf (NUL-terminated, trailing newline dropped); -ENOENT when it is
+ * not there, -EPERM when sysfs has no entry for the filesystem at all (the
+ * caller's answer stands).  sysfs tells anyone what the quota tree tells CAP_SYS_ADMIN:
+ * the way for callers without it.  The qgroups directory exists while
+ * quotas are on (Linux 5.9). */
+static int qgroups_sysfs_read(int fd, const char *name, char *buf, size_t size)
+{
+	struct btrfs_ioctl_fs_info_args info;
+	char path[PATH_MAX], uuid[37];
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, BTRFS_IOC_FS_INFO, &info) < 0)
+		return -errno;
+	const uint8_t *u = info.fsid;
+	snprintf(uuid, sizeof(uuid), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7],
+		 u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+	/* no /sys/fs/btrfs/<fsid> (no sysfs in this mount namespace): sysfs
+	 * cannot tell, which is not "quotas off" */
+	snprintf(path, sizeof(path), "/sys/fs/btrfs/%s", uuid);
+	if (access(path, F_OK) < 0)
+		return -EPERM;
+	snprintf(path, sizeof(path), "/sys/fs/btrfs/%s/qgroups%s%s", uuid, *name ? "/" : "",
+		 name);
+	int file = open(path, O_RDONLY | O_CLOEXEC | (*name ? 0 : O_DIRECTORY));
+	if (file < 0)
+		return -errno;
+	ssize_t len = *name ? read(file, buf, size - 1) : 0;
+	int r = len < 0 ? -errno : 0;
+	close(file);
+	if (r < 0)
+		return r;
+	buf[len] = '\0';
+	if (len && buf[len - 1] == '\n')
+		buf[len - 1] = '\0';
+	return 0;
+}
+
+static int qgroups_sysfs_u64(int fd, const char *name, uint64_t *value)
+{
+	char buf[32], *end;
+	int r = qgroups_sysfs_read(fd, name, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	errno = 0;
+	*value = strtoull(buf, &end, 0);
+	return errno || end == buf || *end ? -EIO : 0;
+}
+
+/* Quota status from sysfs, for a caller without CAP_SYS_ADMIN. */
+static int quota_status_sysfs(int fd, enum bl_quota_mode *mode, bool *inconsistent)
+{
+	char text[32];
+	uint64_t flag = 0;
+	*mode = BL_QUOTA_OFF;
+	*inconsistent = false;
+	int r = qgroups_sysfs_read(fd, "", text, sizeof(text));
+	if (r == -ENOENT)
+		return 0;	/* no qgroups directory: quotas are off */
+	if (r == 0)
+		r = qgroups_sysfs_read(fd, "mode", text, sizeof(text));
+	if (r == -ENOENT) {	/* before Linux 6.7: full qgroups only */
+		strcpy(text, "qgroup");
+		r = 0;
+	}
+	if (r == 0 && qgroups_sysfs_u64(fd, "inconsistent", &flag) == 0)
+		*inconsistent = flag != 0;
+	if (r < 0)
+		return r;
+	if (!strcmp(text, "qgroup"))
+		*mode = BL_QUOTA_QGROUP;
+	else if (!strcmp(text, "squota"))
+		*mode = BL_QUOTA_SIMPLE;
+	else if (strcmp(text, "disabled"))
+		return -EIO;
+	return 0;
 }
 
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
@@ -391,6 +645,8 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 	args.key.max_transid = UINT64_MAX;
 	args.key.nr_items = 1;
 	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0) {
+		if (errno == EPERM)	/* no CAP_SYS_ADMIN */
+			return quota_status_sysfs(fd, mode, inconsistent);
 		if (errno != ENOENT)	/* ENOENT: no quota tree, quotas off */
 			return -errno;
 		args.key.nr_items = 0;
@@ -452,9 +708,14 @@ int bl_ioctl_quota_enable(int fd, enum bl_quota_mode mode)
 
 int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced)
 {
+	return bl_ioctl_qgroup_limit_id(fd, 0, max_referenced);
+}
+
+int bl_ioctl_qgroup_limit_id(int fd, uint64_t qgroupid, uint64_t max_referenced)
+{
 	struct btrfs_ioctl_qgroup_limit_args args;
 	memset(&args, 0, sizeof(args));
-	args.qgroupid = 0;	/* the subvolume fd is in */
+	args.qgroupid = qgroupid;	/* 0: the subvolume fd is in */
 	/* One ioctl sets every limit the kernel keeps: a flag given with the
 	 * value QGROUP_LIMIT_CLEAR clears that limit (btrfs_limit_qgroup()),
 	 * and a flag left out would leave it as it is, such as the exclusive
@@ -488,7 +749,8 @@ int bl_ioctl_qgroup_limit(int fd, uint64_t max_referenced)
 	if (r < 0 || memcmp(fsid, up_fsid, sizeof(fsid))) {
 		r = -EDQUOT;
 	} else {
-		args.qgroupid = id;
+		if (!args.qgroupid)
+			args.qgroupid = id;
 		r = ioctl(up, BTRFS_IOC_QGROUP_LIMIT, &args) < 0 ? -errno : 0;
 	}
 	close(up);
@@ -512,6 +774,19 @@ int bl_ioctl_qgroup_create(int fd, uint64_t qgroupid)
 int bl_ioctl_qgroup_destroy(int fd, uint64_t qgroupid)
 {
 	return qgroup_create_or_destroy(fd, qgroupid, false);
+}
+
+int bl_ioctl_qgroup_assign(int fd, uint64_t member, uint64_t parent)
+{
+	struct btrfs_ioctl_qgroup_assign_args args = {
+		.assign = 1,
+		.src = member,
+		.dst = parent,
+	};
+	/* above 0: the kernel marked full qgroups inconsistent (a rescan is
+	 * due); simple quotas account without it */
+	int r = ioctl(fd, BTRFS_IOC_QGROUP_ASSIGN, &args);
+	return r < 0 ? -errno : 0;
 }
 
 /* Copy the quota tree's item (0, type, qgroupid), of `size` bytes, into
@@ -539,12 +814,42 @@ static int quota_tree_item(int fd, uint8_t type, uint64_t qgroupid, void *item, 
 	return 0;
 }
 
+/* A qgroup from sysfs (qgroups/<level>_<id>/), for a caller without
+ * CAP_SYS_ADMIN. */
+static int qgroup_info_sysfs(int fd, uint64_t qgroupid, struct bl_qgroup *out)
+{
+	static const char *const names[] = { "referenced", "exclusive", "limit_flags",
+					     "max_referenced", "max_exclusive" };
+	uint64_t values[5];
+	char name[64];
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "%llu_%llu/%s",
+			 (unsigned long long)(qgroupid >> BTRFS_QGROUP_LEVEL_SHIFT),
+			 (unsigned long long)(qgroupid & ((1ULL << BTRFS_QGROUP_LEVEL_SHIFT) - 1)),
+			 names[i]);
+		int r = qgroups_sysfs_u64(fd, name, &values[i]);
+		if (r < 0)
+			return r;
+	}
+	out->referenced = values[0];
+	out->exclusive = values[1];
+	out->limit_flags = values[2] & BL_QGROUP_LIMITS;
+	if (out->limit_flags & BTRFS_QGROUP_LIMIT_MAX_RFER)
+		out->max_referenced = values[3];
+	if (out->limit_flags & BTRFS_QGROUP_LIMIT_MAX_EXCL)
+		out->max_exclusive = values[4];
+	return 0;
+}
+
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out)
 {
 	struct btrfs_qgroup_info_item info;
 	struct btrfs_qgroup_limit_item limit;
 
 	int r = quota_tree_item(fd, BTRFS_QGROUP_INFO_KEY, qgroupid, &info, sizeof(info));
+	if (r == -EPERM)
+		return qgroup_info_sysfs(fd, qgroupid, out);
 	if (r < 0)
 		return r;
 	memset(out, 0, sizeof(*out));

@@ -184,6 +184,10 @@ static int bind_by_fd(btrfslayer *h, uint64_t *made, int *fd, btrfslayer_error *
 	int tree = open_tree(h->home_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 	if (tree < 0 && errno == ENOSYS)
 		return -ENOSYS;
+	if (tree < 0 && errno == EPERM)
+		return bl_fail(err, -EPERM, "bind-mount home onto itself: %s (needs CAP_SYS_ADMIN "
+			       "in the mount namespace; rootless, open with "
+			       "btrfs.mount_home=false)", h->home);
 	if (tree < 0)
 		return bl_fail(err, -errno, "bind-mount home onto itself "
 			       "(btrfs.mount_home=false turns this off): %s", h->home);

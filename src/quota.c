@@ -84,6 +84,10 @@ static int enable_locked(btrfslayer *h, enum bl_quota_mode *mode,
 		r = bl_ioctl_quota_status(h->home_fd, mode, &inconsistent);
 	if (r == 0 && *mode == BL_QUOTA_OFF)
 		r = -EIO;	/* the kernel said yes and did nothing */
+	if (r == -EPERM)
+		return bl_fail(err, r, "enable %s quotas: %s (needs CAP_SYS_ADMIN; without it, "
+			       "create layers without size= and leave quotas to the administrator)",
+			       mode_names[want], h->home);
 	if (r < 0)
 		return bl_fail(err, r, "enable %s quotas: %s", mode_names[want], h->home);
 	bl_log(BTRFSLAYER_LOG_INFO, "enabled %s quotas on the filesystem of %s",
@@ -99,24 +103,41 @@ static int ensure(btrfslayer *h, enum bl_quota_mode *mode, btrfslayer_error **er
 	return r;
 }
 
-int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err)
+/* Quotas on in `mode` must be in h's (btrfs.quota_mode), when it names one:
+ * switching means disabling, which drops every limit on the filesystem. */
+static int check_mode(const btrfslayer *h, enum bl_quota_mode mode, btrfslayer_error **err)
 {
-	enum bl_quota_mode mode;
-	return ensure(h, &mode, err);
-}
-
-int bl_quota_open(btrfslayer *h, btrfslayer_error **err)
-{
-	enum bl_quota_mode mode;
-	int r = ensure(h, &mode, err);
-	if (r < 0 || h->quota_mode == BL_QUOTA_OFF || mode == h->quota_mode)
-		return r;
-	/* switching means disabling, which drops every limit on the filesystem */
+	if (h->quota_mode == BL_QUOTA_OFF || mode == BL_QUOTA_OFF || mode == h->quota_mode)
+		return 0;
 	return bl_fail_msg(err, -EBUSY,
 			   "btrfs.quota_mode=%s: %s: quotas are already on in %s mode; "
 			   "switching would drop every limit on the filesystem, so it is "
 			   "left to the administrator", mode_names[h->quota_mode], h->home,
 			   mode_names[mode]);
+}
+
+int bl_quota_ensure(btrfslayer *h, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	int r = ensure(h, &mode, err);
+	return r < 0 ? r : check_mode(h, mode, err);
+}
+
+int bl_quota_open(btrfslayer *h, bool enable, btrfslayer_error **err)
+{
+	enum bl_quota_mode mode;
+	bool inconsistent;
+	if (h->quota_mode == BL_QUOTA_SIMPLE && !bl_kernel_has_simple_quota())
+		return bl_fail_msg(err, -EOPNOTSUPP,
+				   "btrfs.quota_mode=simple: %s: this kernel has no simple quotas "
+				   "(Linux 6.7 or later); use btrfs.quota_mode=qgroup", h->home);
+	if (enable)
+		return bl_quota_ensure(h, err);
+	/* btrfs.quota_mode alone turns nothing on: the first limit does */
+	int r = bl_ioctl_quota_status(h->home_fd, &mode, &inconsistent);
+	if (r < 0)
+		return bl_fail(err, r, "read quota status: %s", h->home);
+	return check_mode(h, mode, err);
 }
 
 int bl_quota_check_size(const btrfslayer *h, uint64_t size, const char *given,
@@ -153,7 +174,13 @@ int bl_quota_parse_size(const btrfslayer *h, const char *value, uint64_t *size,
 
 int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **err)
 {
-	int r = bl_ioctl_qgroup_limit(fd, size);
+	/* what the layer nests first, with simple quotas (nestlimit.c): a
+	 * failure there leaves the layer's own limit, the one its record
+	 * speaks of, as it was */
+	int r = bl_nested_limit(fd, size, path, err);
+	if (r < 0)
+		return r;
+	r = bl_ioctl_qgroup_limit(fd, size);
 	if (r == -ENOENT) {
 		/* a qgroup someone destroyed by hand: make it again */
 		uint64_t id;
@@ -163,9 +190,10 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
 		if (r == 0 || r == -EEXIST)
 			r = bl_ioctl_qgroup_limit(fd, size);
 	}
+	const char *why = r == -EPERM ? " (needs CAP_SYS_ADMIN)" : "";
 	if (r < 0)
-		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s", size, path)
-			    : bl_fail(err, r, "clear size limit: %s", path);
+		return size ? bl_fail(err, r, "set size limit %" PRIu64 ": %s%s", size, path, why)
+			    : bl_fail(err, r, "clear size limit: %s%s", path, why);
 	return 0;
 }
 
@@ -216,6 +244,8 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 	enum bl_quota_mode mode;
 	bool inconsistent;
 	uint64_t size;
+	if (h->read_only)
+		return 0;	/* a read-only handle changes nothing */
 	if (bl_quota_file_read(h, id, &size) < 0)
 		return 0;	/* none, or garbage: logged, never a wrong limit */
 	/* Never turns quotas on: get is a read, and turning them on is a
@@ -227,7 +257,18 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		return bl_fail(err, r, "read quota status: %s", path);
 	if (mode == BL_QUOTA_OFF)
 		return 0;
-	r = limit_to(fd, size, path, err);
+	btrfslayer_error *limit_err = NULL;
+	r = limit_to(fd, size, path, &limit_err);
+	if (r == -EPERM) {
+		/* a read must work without CAP_SYS_ADMIN: the limit waits for
+		 * a privileged get */
+		bl_log(BTRFSLAYER_LOG_WARNING, "%s", btrfslayer_error_message(limit_err));
+		r = 0;
+	}
+	if (r < 0 && err)
+		*err = limit_err;
+	else
+		btrfslayer_error_free(limit_err);
 	return r < 0 ? r : 0;
 }
 
@@ -351,6 +392,14 @@ static int try_destroy(btrfslayer *h, uint64_t id)
 		r = bl_ioctl_qgroup_destroy(h->home_fd, id);
 	/* ENOENT: the kernel dropped it; ENOTCONN: quotas are off */
 	if (r == 0 || r == -ENOENT || r == -ENOTCONN) {
+		/* then the level-1 qgroup of a limit with simple quotas
+		 * (nestlimit.c), once no nested subvolume's is left in it */
+		int l1 = bl_nested_limit_destroy(h->home_fd, id);
+		if (l1 < 0 && l1 != -EBUSY)
+			bl_log(BTRFSLAYER_LOG_WARNING, "destroy qgroup 1/%" PRIu64 " of %s: %s",
+			       id, h->home, btrfslayer_strerror(l1));
+		if (l1 < 0)
+			return l1;
 		bl_quota_unmark(h, id);
 		return r == 0;
 	}
@@ -502,6 +551,8 @@ BTRFSLAYER_API int btrfslayer_set_quota(btrfslayer *h, const char *id, uint64_t 
 		return r;
 	if ((r = bl_quota_check_size(h, size, NULL, err)) < 0)
 		return r;
+	if ((r = bl_check_writable(h, "set size limit", err)) < 0)
+		return r;
 	if ((r = bl_quota_ensure(h, err)) < 0)
 		return r;
 	bl_id_lock(h, id);
@@ -518,6 +569,8 @@ BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 {
 	int r = bl_check_handle_and_id(h, id, err);
 	if (r < 0)
+		return r;
+	if ((r = bl_check_writable(h, "clear size limit", err)) < 0)
 		return r;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "clear size limit", err);

@@ -91,7 +91,7 @@ BTRFSLAYER_API int btrfslayer_set_read_only(btrfslayer *h, const char *id, int r
 	char path[PATH_MAX];
 
 	int r = bl_check_handle_and_id(h, id, err);
-	if (r < 0)
+	if (r < 0 || (r = bl_check_writable(h, step, err)) < 0)
 		return r;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, step, err);

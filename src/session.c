@@ -90,6 +90,8 @@ void bl_session_close(btrfslayer *h)
 
 void bl_session_lock_id(btrfslayer *h, unsigned index)
 {
+	if (h->lock_fd < 0)
+		return;	/* a read-only handle holds no slot */
 	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, ID_LOCKS_START + index, 1);
 	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
 		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
@@ -98,17 +100,23 @@ void bl_session_lock_id(btrfslayer *h, unsigned index)
 
 bool bl_session_trylock_id(btrfslayer *h, unsigned index)
 {
+	if (h->lock_fd < 0)
+		return true;
 	int r = byte_lock(h->lock_fd, F_OFD_SETLK, F_WRLCK, ID_LOCKS_START + index, 1);
 	return r != -EAGAIN && r != -EACCES;	/* -ENOLCK: go on, as above */
 }
 
 void bl_session_unlock_id(btrfslayer *h, unsigned index)
 {
+	if (h->lock_fd < 0)
+		return;
 	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, ID_LOCKS_START + index, 1);
 }
 
 void bl_session_lock_home(btrfslayer *h)
 {
+	if (h->lock_fd < 0)
+		return;
 	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, HOME_LOCK, 1);
 	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
 		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
@@ -117,6 +125,8 @@ void bl_session_lock_home(btrfslayer *h)
 
 void bl_session_unlock_home(btrfslayer *h)
 {
+	if (h->lock_fd < 0)
+		return;
 	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, HOME_LOCK, 1);
 }
 

@@ -90,9 +90,23 @@ static int mark_doomed(btrfslayer *h, uint64_t top_id, const struct bl_subvolume
 	return r;
 }
 
+/* Delete nested subvolume `id`; at EDQUOT (the layer's limit on what it
+ * nests is reached, and a deletion is charged to it), lift that limit
+ * (*lifted, its value in *limit) and try again. */
+static int destroy_one(int top_fd, uint64_t top_id, uint64_t id, bool *lifted, uint64_t *limit)
+{
+	int r = bl_ioctl_destroy_by_id(top_fd, id);
+	if (r == -EDQUOT && !*lifted && bl_nested_limit_lift(top_fd, top_id, limit) == 0) {
+		*lifted = true;
+		r = bl_ioctl_destroy_by_id(top_fd, id);
+	}
+	return r;
+}
+
 /* *marked says whether the qgroups of what goes must be followed up. */
 static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_unsealed,
-			  bool *spoiled, bool *marked, const char *path, btrfslayer_error **err)
+			  bool *spoiled, bool *marked, bool *lifted, uint64_t *limit,
+			  const char *path, btrfslayer_error **err)
 {
 	struct bl_subvolume *list;
 	size_t n, i = 0;
@@ -110,7 +124,7 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 		r = unseal(top_fd, top_unsealed, spoiled, list, n, path, err);
 	/* children come before their parents */
 	for (; r == 0 && i < n; i++) {
-		r = bl_ioctl_destroy_by_id(top_fd, list[i].id);
+		r = destroy_one(top_fd, top_id, list[i].id, lifted, limit);
 		if (r == 0)
 			*spoiled = true;
 		if (r == 0 && *marked)
@@ -128,11 +142,29 @@ static int destroy_nested(btrfslayer *h, int top_fd, uint64_t top_id, bool *top_
 	return r;
 }
 
+/* Without CAP_SYS_ADMIN (a rootless caller, on a filesystem mounted with
+ * user_subvol_rm_allowed) the kernel deletes a subvolume only if the caller
+ * could write to its root, which a read-only subvolume refuses with EROFS:
+ * make it writable (*top_unsealed) and try again. */
+static int destroy_read_only_top(int fd, uint64_t top_id, bool *top_unsealed)
+{
+	bool ro = false;
+	int r = bl_ioctl_get_read_only(fd, &ro);
+	if (r == 0 && !ro)
+		return -EROFS;	/* not why it was refused */
+	if (r == 0)
+		r = bl_ioctl_set_read_only(fd, false);
+	if (r < 0)
+		return r;
+	*top_unsealed = true;
+	return bl_ioctl_destroy_by_id(fd, top_id);
+}
+
 int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 		    btrfslayer_error **err)
 {
-	bool top_unsealed = false, spoiled_here = false, marked = false;
-	uint64_t top_id;
+	bool top_unsealed = false, spoiled_here = false, marked = false, lifted = false;
+	uint64_t top_id, limit = 0;
 
 	if (!spoiled)
 		spoiled = &spoiled_here;
@@ -143,10 +175,13 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 	if (r < 0)
 		return bl_fail(err, r, "read subvolume id: %s", path);
 	for (int attempt = 0; attempt < DESTROY_ATTEMPTS; attempt++) {
-		r = destroy_nested(h, fd, top_id, &top_unsealed, spoiled, &marked, path, err);
+		r = destroy_nested(h, fd, top_id, &top_unsealed, spoiled, &marked, &lifted, &limit,
+				   path, err);
 		if (r < 0)
 			break;
 		r = bl_ioctl_destroy_by_id(fd, top_id);
+		if (r == -EROFS && !top_unsealed)
+			r = destroy_read_only_top(fd, top_id, &top_unsealed);
 		/* ENOENT: another handle's sweep deleted it first; its qgroup
 		 * is still to be destroyed, so the marker stays */
 		if (r == -ENOENT)
@@ -161,8 +196,12 @@ int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 	}
 	if (marked)
 		bl_quota_unmark(h, top_id);
+	if (lifted && !*spoiled)
+		bl_nested_limit_restore(fd, top_id, limit, path);
 	if (err && !*err)	/* the failing step may have said it already */
-		bl_fail(err, r, "delete subvolume: %s", path);
+		bl_fail(err, r, "delete subvolume: %s%s", path,
+			r == -EPERM ? " (without CAP_SYS_ADMIN, the filesystem must be mounted "
+				      "with user_subvol_rm_allowed)" : "");
 	/* leave a read-only layer read-only when it survives */
 	if (top_unsealed && bl_ioctl_set_read_only(fd, true) < 0) {
 		bl_log(BTRFSLAYER_LOG_WARNING,

@@ -421,7 +421,9 @@ static void run_mode(struct ctx *c, unsigned kills)
 	c->opts[0] = c->opt_mode;
 	/* the sweep is what is under test, not the bind mount of home */
 	c->opts[1] = "btrfs.mount_home=false";
-	c->n_opts = 2;
+	/* quotas on from open (btrfs.quota_mode alone waits for a limit) */
+	c->opts[2] = "btrfs.min_space=1";
+	c->n_opts = 3;
 	current = c;
 	btrfslayer_set_log_fn(log_fn, NULL);
 

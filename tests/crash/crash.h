@@ -123,7 +123,7 @@ struct ctx {
 	const char *mnt;	/* the btrfs mount */
 	char home[512];
 	char opt_mode[64];
-	const char *opts[2];
+	const char *opts[3];
 	size_t n_opts;
 	pid_t parent_pid;
 	uint64_t seed;

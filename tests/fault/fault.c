@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Fault injection on a real btrfs: every ioctl and syscall step of create,
- * remove, set_quota and clear_quota fails in turn, and after each failure
- * the home must hold no partial state.
+ * remove, set_quota, clear_quota and set_read_only fails in turn, and after
+ * each failure the home must hold no partial state.
  *
  * For each scenario a dry run counts the calls of each fault point (wrap.h)
  * the operation makes.  Then, for each point f and each k up to its count,
@@ -18,6 +18,10 @@
  *            markers may stay until the next open, which must sweep them.
  *   set/clear_quota: the kernel's limit and the quota file agree, both old
  *            or both new.
+ *   set_read_only (seal): the layer and every subvolume nested in it all
+ *            read-only, or each with its old flag; in pass 2, a failed undo
+ *            may leave part of it flipped (a warning: the undo is best
+ *            effort, and the call failed).
  * A reserved name in quotas/ that announces nothing (an intent whose
  * unlink failed, stripped of its attribute), or a stand-in of a reserved
  * subvolume that is gone, may stay until the next open;
@@ -358,9 +362,10 @@ static void open_home(struct ctx *c)
 {
 	char mode_opt[64];
 	snprintf(mode_opt, sizeof(mode_opt), "btrfs.quota_mode=%s", mode_name());
-	const char *opts[] = { mode_opt, "btrfs.mount_home=false" };
+	/* quotas on from open: btrfs.quota_mode alone waits for a limit */
+	const char *opts[] = { mode_opt, "btrfs.mount_home=false", "btrfs.min_space=1" };
 	btrfslayer_error *err = NULL;
-	if (btrfslayer_open(c->home, opts, 2, NULL, 0, NULL, 0, &c->h, &err) < 0)
+	if (btrfslayer_open(c->home, opts, 3, NULL, 0, NULL, 0, &c->h, &err) < 0)
 		fail_msg("open %s: %s", c->home, btrfslayer_error_message(err));
 }
 
@@ -563,9 +568,26 @@ static void setup_plain(struct ctx *c)
 	make_layer(c, "plain", NULL, NULL);
 }
 
+/* A writable layer with writable subvolumes nested in it at two depths and
+ * a read-only one beside them: what seal flips, and what it leaves. */
+static void setup_unsealed(struct ctx *c)
+{
+	char path[PATH_MAX], n1[PATH_MAX + 8], n2[PATH_MAX + 16], ro[PATH_MAX + 8];
+	make_layer(c, "img", NULL, "size=32M");
+	path_in(c, "subvolumes", "img", path, sizeof(path));
+	write_data(path, 64 * 1024);
+	snprintf(n1, sizeof(n1), "%s/n1", path);
+	nested_subvolume(n1);
+	snprintf(n2, sizeof(n2), "%s/n2", n1);
+	nested_subvolume(n2);
+	snprintf(ro, sizeof(ro), "%s/ro", path);
+	nested_subvolume(ro);
+	seal(ro);
+}
+
 /* ---- scenarios --------------------------------------------------------------- */
 
-enum kind { K_CREATE, K_REMOVE, K_SET, K_CLEAR };
+enum kind { K_CREATE, K_REMOVE, K_SET, K_CLEAR, K_SEAL };
 
 struct scenario {
 	const char *name;
@@ -591,6 +613,7 @@ static const struct scenario scenarios[] = {
 	{ "clear-quota", K_CLEAR, setup_limited, "l", NULL, 0, NULL, 0, 32 * MiB },
 	{ "remove-ro-nested", K_REMOVE, setup_victim, "victim", NULL, 0, NULL, 0, 32 * MiB },
 	{ "remove-plain", K_REMOVE, setup_plain, "plain", NULL, 0, NULL, 0, 0 },
+	{ "seal-nested", K_SEAL, setup_unsealed, "img", NULL, 0, NULL, 32 * MiB, 32 * MiB },
 };
 #define N_SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 
@@ -608,6 +631,8 @@ static int run_op(struct ctx *c, btrfslayer_error **err)
 		return btrfslayer_set_quota(c->h, s->id, s->size, err);
 	case K_CLEAR:
 		return btrfslayer_clear_quota(c->h, s->id, err);
+	case K_SEAL:
+		return btrfslayer_set_read_only(c->h, s->id, 1, err);
 	}
 	return -EINVAL;
 }
@@ -984,6 +1009,41 @@ static void judge_quota(struct ctx *c, int rc, const struct view *now, bool swee
 		    st.limit, s->old_size, s->size);
 }
 
+/* A seal is whole or not there: the layer and every subvolume nested in it
+ * read-only (done), or each with the flag it had (clean).  Only a second
+ * fault, in the undo of a first, may leave part of it flipped: the call
+ * failed, and the undo is best effort (logged); a warning, not a finding.
+ * Nothing else changes: no subvolume, no limit, no record. */
+static void judge_seal(struct ctx *c, int rc, const struct view *now, struct verdict *v)
+{
+	const struct scenario *s = c->s;
+	const struct layer_state *old = state_before(c, s->id);
+	struct layer_state st = layer_state(c, s->id);
+	struct sb why = { .len = 0 }, d = { .len = 0 };
+	unsigned soft = 0;
+	describe(&d, s->id, &st);
+	if (st.exists != 1 || st.file != old->file || st.file_size != old->file_size ||
+	    st.limit != old->limit || st.recorded != old->recorded) {
+		bad(v, "layer changed beyond its read-only flags: %s", d.buf);
+		return;
+	}
+	if (diff_views(&c->before, now, &(struct view_rules){ .soft = s->id }, &why, &soft))
+		bad(v, "subvolumes changed: %s", why.buf);
+	bool all_sealed = st.ro;
+	for (size_t i = 0; i < now->n; i++)
+		if (in_layer(now->v[i].path, s->id) && !now->v[i].ro)
+			all_sealed = false;
+	bool as_before = st.ro == old->ro && soft == 0;
+	if (all_sealed)
+		v->outcome = rc == 0 ? O_OK : O_DONE;
+	else if (as_before && rc < 0)
+		v->outcome = O_CLEAN;
+	else if (rc < 0 && c->relaxed)
+		v->warn = true;	/* the undo itself failed: said in the log */
+	else
+		bad(v, "returned %d with the layer partly sealed: %s; %s", rc, d.buf, why.buf);
+}
+
 /* What the next open must sweep: reserved subvolumes, and quota files that
  * are reserved or belong to no layer. */
 struct leftovers {
@@ -1110,6 +1170,9 @@ static struct verdict judge(struct ctx *c, int rc, btrfslayer_error *err, bool a
 	case K_SET:
 	case K_CLEAR:
 		judge_quota(c, rc, &now, sweepable, &v);
+		break;
+	case K_SEAL:
+		judge_seal(c, rc, &now, &v);
 		break;
 	}
 	if (rc < 0 && !after_open)

@@ -492,11 +492,54 @@ int __wrap_bl_ioctl_generation(int fd, uint64_t *generation)
 	return __real_bl_ioctl_generation(fd, generation);
 }
 
+DECLARE(bl_ioctl_child_subvolumes);
+int __wrap_bl_ioctl_child_subvolumes(int fd, struct bl_child_subvolume **out, size_t *n)
+{
+	BL_FAULT(bl_ioctl_child_subvolumes);
+	return __real_bl_ioctl_child_subvolumes(fd, out, n);
+}
+
+DECLARE(bl_ioctl_qgroup_limit_id);
+int __wrap_bl_ioctl_qgroup_limit_id(int fd, uint64_t qgroupid, uint64_t max_referenced)
+{
+	BL_FAULT(bl_ioctl_qgroup_limit_id);
+	return __real_bl_ioctl_qgroup_limit_id(fd, qgroupid, max_referenced);
+}
+
+DECLARE(bl_ioctl_qgroup_assign);
+int __wrap_bl_ioctl_qgroup_assign(int fd, uint64_t member, uint64_t parent)
+{
+	BL_FAULT(bl_ioctl_qgroup_assign);
+	return __real_bl_ioctl_qgroup_assign(fd, member, parent);
+}
+
 DECLARE(bl_ioctl_child_subvolume);
 int __wrap_bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
 {
 	BL_FAULT(bl_ioctl_child_subvolume);
 	return __real_bl_ioctl_child_subvolume(dirfd, name, id);
+}
+
+DECLARE(bl_ioctl_has_nested);
+int __wrap_bl_ioctl_has_nested(int fd)
+{
+	BL_FAULT(bl_ioctl_has_nested);
+	return __real_bl_ioctl_has_nested(fd);
+}
+
+DECLARE(bl_ioctl_subvolumes_by_uuid);
+int __wrap_bl_ioctl_subvolumes_by_uuid(int fd, const uint8_t uuid[16], uint64_t *ids, size_t max)
+{
+	BL_FAULT(bl_ioctl_subvolumes_by_uuid);
+	return __real_bl_ioctl_subvolumes_by_uuid(fd, uuid, ids, max);
+}
+
+DECLARE(bl_ioctl_subvolume_backref);
+int __wrap_bl_ioctl_subvolume_backref(int fd, uint64_t id, uint64_t parent_tree, uint64_t *dirid,
+				      char *name, size_t size)
+{
+	BL_FAULT(bl_ioctl_subvolume_backref);
+	return __real_bl_ioctl_subvolume_backref(fd, id, parent_tree, dirid, name, size);
 }
 
 /* It reports its own failures through err: so does its fault. */

@@ -29,6 +29,10 @@
 	X(bl_ioctl_qgroup_create) X(bl_ioctl_qgroup_destroy)                     \
 	X(bl_ioctl_qgroup_info) X(bl_ioctl_subvolume_info)                       \
 	X(bl_ioctl_commit) X(bl_ioctl_generation) X(bl_ioctl_child_subvolume)           \
+	X(bl_ioctl_has_nested) X(bl_ioctl_subvolumes_by_uuid)                    \
+	X(bl_ioctl_subvolume_backref)                                            \
+	X(bl_ioctl_child_subvolumes) X(bl_ioctl_qgroup_limit_id)                 \
+	X(bl_ioctl_qgroup_assign)                                                \
 	X(bl_label_apply)
 
 enum fault_point {

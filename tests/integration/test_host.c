@@ -388,14 +388,15 @@ static char *listing(const char *dir)
 static void test_failed_open_leaves_nothing(void **state)
 {
 	(void)state;
-	static const char *const simple[] = { "btrfs.quota_mode=simple" };
+	/* btrfs.min_space: quotas on at open, not at the first limit */
+	static const char *const simple[] = { "btrfs.quota_mode=simple", "btrfs.min_space=1" };
 	static const char *const qgroup[] = { "btrfs.quota_mode=qgroup" };
 	char home[HOME_MAX], used[HOME_MAX];
 	btrfslayer *h = NULL;
 	if (access("/sys/fs/btrfs/features/simple_quota", F_OK) < 0)
 		skip();
 	new_home(used, sizeof(used));
-	h = open_home(used, simple, 1);	/* simple quotas on, for the whole fs */
+	h = open_home(used, simple, 2);	/* simple quotas on, for the whole fs */
 	assert_ok(btrfslayer_create(h, "layer", NULL, 0, NULL, NULL, 0, ERR));
 	assert_ok(btrfslayer_close(h, ERR));
 	char *before = listing(used);

@@ -49,12 +49,15 @@ static void btrfs_cmd(const char *a, const char *b)
 		fail_msg("btrfs %s %s %s failed", a, b, harness_btrfs());
 }
 
-static void open_store(struct ctx *c, const char *extra)
+/* Quotas on at open, in the group's mode: btrfs.quota_mode alone turns
+ * them on only at the first limit, btrfs.min_space at open (1 byte by
+ * default: every size is above it). */
+static void open_store(struct ctx *c, const char *min_space)
 {
 	char mode_opt[64];
 	snprintf(mode_opt, sizeof(mode_opt), "btrfs.quota_mode=%s", mode);
-	const char *opts[] = { mode_opt, extra };
-	assert_ok(btrfslayer_open(c->home, opts, extra ? 2 : 1, NULL, 0, NULL, 0, &c->h, ERR));
+	const char *opts[] = { mode_opt, min_space ? min_space : "btrfs.min_space=1" };
+	assert_ok(btrfslayer_open(c->home, opts, 2, NULL, 0, NULL, 0, &c->h, ERR));
 }
 
 static int setup(void **state)
@@ -257,9 +260,9 @@ static void turn_quotas_on(void)
 	char home[HOME_MAX], opt[64];
 	btrfslayer *h = NULL;
 	snprintf(opt, sizeof(opt), "btrfs.quota_mode=%s", mode);
-	const char *opts[] = { opt };
+	const char *opts[] = { opt, "btrfs.min_space=1" };
 	harness_new_home(home, sizeof(home));
-	assert_ok(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, ERR));
+	assert_ok(btrfslayer_open(home, opts, 2, NULL, 0, NULL, 0, &h, ERR));
 	assert_ok(btrfslayer_close(h, ERR));
 	assert_true(quotas_on());
 }
@@ -938,10 +941,10 @@ static void test_mode_switched_under_handle(void **state)
 		btrfs_cmd("quota", "enable");
 	} else {	/* btrfs-progs 6.2 cannot: a handle asking for it does */
 		char home[HOME_MAX], opt[] = "btrfs.quota_mode=simple";
-		const char *opts[] = { opt };
+		const char *opts[] = { opt, "btrfs.min_space=1" };
 		btrfslayer *h;
 		harness_new_home(home, sizeof(home));
-		assert_ok(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &h, ERR));
+		assert_ok(btrfslayer_open(home, opts, 2, NULL, 0, NULL, 0, &h, ERR));
 		assert_ok(btrfslayer_close(h, ERR));
 	}
 	free(layer_path(c, "l"));

@@ -45,8 +45,11 @@
 
 static const struct pc_mode modes[] = {
 	{ "off", { "btrfs.mount_home=false" }, 1 },
-	{ "qgroup", { "btrfs.mount_home=false", "btrfs.quota_mode=qgroup" }, 2 },
-	{ "simple", { "btrfs.mount_home=false", "btrfs.quota_mode=simple" }, 2 },
+	/* quotas on from open: btrfs.quota_mode alone waits for a limit */
+	{ "qgroup", { "btrfs.mount_home=false", "btrfs.quota_mode=qgroup", "btrfs.min_space=1" },
+	  3 },
+	{ "simple", { "btrfs.mount_home=false", "btrfs.quota_mode=simple", "btrfs.min_space=1" },
+	  3 },
 };
 
 unsigned long pc_passed, pc_failed;

@@ -15,7 +15,7 @@
 
 struct pc_mode {
 	const char *name;
-	const char *opts[2];
+	const char *opts[3];
 	size_t n_opts;
 };
 

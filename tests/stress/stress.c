@@ -957,10 +957,11 @@ static void remove_all(void)
 
 static bool open_store(unsigned n)
 {
-	const char *opts[] = { open_option };
+	/* quotas on from open: btrfs.quota_mode alone waits for a limit */
+	const char *opts[] = { open_option, "btrfs.min_space=1" };
 	for (unsigned i = 0; i < n; i++) {
 		btrfslayer_error *err = NULL;
-		if (!ok(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &handles[i], &err),
+		if (!ok(btrfslayer_open(home, opts, 2, NULL, 0, NULL, 0, &handles[i], &err),
 			&err, "open"))
 			return false;
 	}
