@@ -6,7 +6,8 @@
 #     bash scripts/py-test.sh [BUILD_DIR]         the package from the source
 #                                                 tree against the in-tree
 #                                                 library (default build/,
-#                                                 built if missing)
+#                                                 configured if missing,
+#                                                 brought up to date)
 #     bash scripts/py-test.sh --installed [LIBDIR]
 #                                                 the package as pip installs
 #                                                 it (offline, into a
@@ -68,12 +69,14 @@ if $installed; then
 		export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 	fi
 else
-	if [[ ! -e $build/libbtrfslayer.so.1 ]]; then
-		echo "py-test: building the library in $build"
+	if [[ ! -e $build/CMakeCache.txt ]]; then
+		echo "py-test: configuring $build"
 		cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 			-DBTRFSLAYER_WERROR=ON >/dev/null
-		cmake --build "$build" -j"$(nproc)" --target btrfslayer >/dev/null
 	fi
+	# a no-op when it is up to date; never a stale library under test
+	cmake --build "$build" -j"$(nproc)" --target btrfslayer >"$work/build.log" 2>&1 ||
+		{ tail -30 "$work/build.log" >&2; fail "building the library in $build"; }
 	export PYTHONPATH=$root/bindings/python
 	export BTRFSLAYER_TEST_PACKAGE_DIR=$root/bindings/python/btrfslayer
 	export BTRFSLAYER_LIBRARY=$build/libbtrfslayer.so.1
