@@ -156,3 +156,24 @@ def _mounted(path):
     the same filesystem included, which os.path.ismount misses)."""
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == path for line in f)
+
+
+def test_read_only_handle(home, lib):
+    """btrfs.read_only=true: reads work, every mutating call is EROFS."""
+    with btrfslayer.Handle(home, library=lib) as h:
+        h.create("a")
+    with btrfslayer.Handle(home, {"btrfs.read_only": True}, library=lib) as ro:
+        assert ro.exists("a") and list(ro.layers()) == ["a"]
+        assert os.path.isdir(ro.get("a"))
+        for call in (lambda: ro.create("b"), lambda: ro.remove("a")):
+            with pytest.raises(OSError) as e:
+                call()
+            assert type(e.value) is OSError and e.value.errno == errno.EROFS
+        assert not ro.exists("b")
+
+
+def test_storage_opt_mode(handle):
+    handle.create("m", storage_opts={"mode": "0555"})
+    assert os.stat(handle.get("m")).st_mode & 0o7777 == 0o555
+    handle.create("default")
+    assert os.stat(handle.get("default")).st_mode & 0o7777 == 0o755
