@@ -151,7 +151,8 @@ class Handle:
         """Open (creating if needed) the store at `home`.
 
         options: open options, ``{"btrfs.min_space": "1G",
-        "btrfs.quota_mode": "simple", "btrfs.mount_home": False}`` or
+        "btrfs.quota_mode": "simple", "btrfs.mount_home": False,
+        "btrfs.read_only": True}`` or
         ``["btrfs.min_space=1G"]``.  uid_map, gid_map: the user-namespace
         maps of remapped containers (IDMap or 3-tuples).  library: a path
         to libbtrfslayer.so.1 or a loaded Library (default: see load()).
