@@ -156,7 +156,8 @@ cmake --build "$work/consumer-cmake" >"$work/consumer-build.log" 2>&1 ||
 # skip.
 bindings_against_install() {
 	local prefix=$1 libdir=$2 btrfs=$3
-	: "$prefix" "$libdir" "$btrfs"	# nothing wired yet
+	: "$prefix" "$btrfs"
+	bash scripts/py-test.sh --installed "$libdir" || die "the Python binding against the install"
 }
 bindings_against_install "$prefix" "$prefix/$libdir" "$mnt"
 

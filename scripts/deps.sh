@@ -25,6 +25,10 @@ BTRFSLAYER_DEPS=(
 	groff-base		# scripts/consumer-test.sh: the man page formats without warnings
 	clang			# scripts/fuzz.sh: libFuzzer targets
 	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
+	python3-pytest		# scripts/py-test.sh: the Python binding's tests
+	python3-setuptools	# pip install ./bindings/python, offline (--no-build-isolation)
+	python3-pip		# scripts/py-test.sh: the binding as pip installs it
+	mypy			# scripts/py-test.sh: the binding's type hints, --strict
 )
 
 # Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.

@@ -81,5 +81,7 @@ bash scripts/valgrind.sh build
 stage_done valgrind
 bash scripts/fuzz.sh
 stage_done fuzz
+bash scripts/py-test.sh build
+stage_done python
 
 echo "test: all stages passed in $((SECONDS - start))s (${timings[*]})"
