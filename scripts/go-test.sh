@@ -82,6 +82,7 @@ fi
 # a test binary killed too hard to tear down its loopback btrfs leaves it
 # to the safety net the C tests share (same directory layout)
 status=0
+echo "go-test: go test ${race[*]} -count=1 -v $pkg $*"
 go test "${race[@]}" -count=1 -v "$pkg" "$@" || status=$?
 bash "$root/tests/sweep-mounts.sh" || true
 exit $status

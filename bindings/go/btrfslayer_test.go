@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -402,13 +401,4 @@ func TestLogger(t *testing.T) {
 	}
 	// the next open adopts the mount, its close takes it down
 	open(t, home)
-}
-
-func sortedIDs(layers []Layer) []string {
-	ids := make([]string, len(layers))
-	for i, l := range layers {
-		ids[i] = l.ID
-	}
-	sort.Strings(ids)
-	return ids
 }
