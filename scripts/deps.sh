@@ -23,6 +23,7 @@ BTRFSLAYER_DEPS=(
 	valgrind		# scripts/valgrind.sh
 	clang			# scripts/fuzz.sh: libFuzzer targets
 	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
+	golang-go		# scripts/go-test.sh: the Go binding (bindings/go)
 )
 
 # Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.

@@ -72,7 +72,7 @@ if [[ -n $unformatted ]]; then
 	echo "go-test: not gofmt'ed: $unformatted" >&2
 	exit 1
 fi
-go vet "$pkg"
+go vet "$pkg" "$pkg/example"
 
 race=()
 if [[ ${GO_TEST_RACE:-1} != 0 ]] && go env GOROOT >/dev/null &&

@@ -66,6 +66,7 @@ run_suite build-asan -DBTRFSLAYER_SANITIZE=ON
 stage_done asan
 run_suite build
 stage_done normal
+bash scripts/go-test.sh build; stage_done go
 tsan_suite
 stage_done tsan
 bash scripts/valgrind.sh build
