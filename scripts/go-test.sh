@@ -7,6 +7,10 @@
 #                                             (default build/, made if needed)
 #     bash scripts/go-test.sh --installed     against the installed library
 #                                             (pkg-config's own search path)
+#     bash scripts/go-test.sh [...] --example HOME
+#                                             build and run the README's
+#                                             example on HOME instead (the
+#                                             consumer test's check)
 #
 # Go modules cannot be downloaded here and the package needs none: it is
 # built in GOPATH mode from a temporary GOPATH where its import path,
@@ -20,9 +24,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 installed=false
 build=$root/build
+example_home=
 while (($#)); do
 	case $1 in
 	--installed) installed=true ;;
+	--example) example_home=${2:?--example needs a home}; shift ;;
 	--) shift; break ;;
 	*) build=$(realpath -m "$1") ;;
 	esac
@@ -73,6 +79,10 @@ if [[ -n $unformatted ]]; then
 	exit 1
 fi
 go vet "$pkg" "$pkg/example"
+if [[ -n $example_home ]]; then
+	go run "$pkg/example" "$example_home"
+	exit
+fi
 
 race=()
 if [[ ${GO_TEST_RACE:-1} != 0 ]] && go env GOROOT >/dev/null &&
