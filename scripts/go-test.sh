@@ -71,7 +71,7 @@ if ! $installed; then
 	export PKG_CONFIG_PATH=$gopath/pc${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 	export LD_LIBRARY_PATH=$build${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
-echo "go-test: $(go version), libbtrfslayer $(pkg-config --libs libbtrfslayer)"
+echo "go-test: $(go version), libbtrfslayer $("${PKG_CONFIG:-pkg-config}" --libs libbtrfslayer)"
 
 unformatted=$(gofmt -l "$root/bindings/go")
 if [[ -n $unformatted ]]; then
