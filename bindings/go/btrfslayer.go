@@ -17,7 +17,13 @@
 //
 // A Handle may be used from many goroutines at once.  Close waits for the
 // calls running on the handle; calls after it fail with an error wrapping
-// fs.ErrClosed.  No finalizer closes a forgotten handle: call Close.
+// fs.ErrClosed.  So a progress function must not call Close on the handle
+// of the call it reports on (it would wait for itself).  No finalizer
+// closes a forgotten handle: call Close.
+//
+// The 1.0 calls (LayerInfo, SetReadOnly, OpenLayer, MountIdmapped, Changes,
+// DiffSize, Export, Apply) are linked weakly: against an older library they
+// fail with an error matching syscall.ENOSYS, and the rest works.
 package btrfslayer
 
 /*
