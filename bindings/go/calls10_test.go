@@ -423,7 +423,7 @@ func TestProgressPanic(t *testing.T) {
 
 func TestExport(t *testing.T) {
 	h, _ := openNew(t)
-	changedPair(t, h)
+	want := changedPair(t, h)
 	out, err := os.CreateTemp(testDir, "export-*.tar")
 	if err != nil {
 		t.Fatal(err)
@@ -470,13 +470,13 @@ func TestExport(t *testing.T) {
 	if _, err := h.Apply("copy", out, nil); err != nil {
 		t.Fatal(err)
 	}
-	want, err := h.Changes("child", "base", 0)
+	got, err := h.Changes("copy", "base", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := h.Changes("copy", "base", 0)
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Errorf("Changes(copy, base) = %v, %v; want those of child, %v", got, err, want)
+	sameChanges(t, "Changes(copy, base) after applying the export", got, want)
+	if b, err := os.ReadFile(filepath.Join(get(t, h, "copy"), "c")); err != nil || len(b) != 100000 {
+		t.Errorf("copy/c: %d bytes, %v", len(b), err)
 	}
 
 	err = h.Export("child", "missing", out, nil)
