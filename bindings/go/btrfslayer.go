@@ -22,8 +22,8 @@
 // closes a forgotten handle: call Close.
 //
 // The 1.0 calls (LayerInfo, SetReadOnly, OpenLayer, MountIdmapped, Changes,
-// DiffSize, Export, Apply) are linked weakly: against an older library they
-// fail with an error matching syscall.ENOSYS, and the rest works.
+// DiffSize, Export, Apply) are linked weakly: against a library without
+// them, they fail with an error matching syscall.ENOSYS and the rest works.
 package btrfslayer
 
 /*

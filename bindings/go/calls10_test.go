@@ -396,8 +396,8 @@ func TestApply(t *testing.T) {
 	wantErr(t, "Apply to a missing layer", err, syscall.ENOENT, "missing", fs.ErrNotExist)
 }
 
-// A panic in a progress function reaches the caller of Apply, after the
-// library has returned (it never unwinds through C).
+// A panic in a progress function cancels the call and reaches the caller
+// of Apply after the library has returned (it never unwinds through C).
 func TestProgressPanic(t *testing.T) {
 	h, _ := openNew(t)
 	create(t, h, "layer", "", 0)
@@ -414,6 +414,10 @@ func TestProgressPanic(t *testing.T) {
 	}
 	if recovered != "progress panic" {
 		t.Errorf("recovered %v", recovered)
+	}
+	// the panic cancelled the call, which took back what it made
+	if _, err := os.Lstat(filepath.Join(get(t, h, "layer"), "big")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a cancelled Apply left its file: %v", err)
 	}
 	// the handle still works: the library was not left mid-call
 	if _, err := h.Layers(); err != nil {

@@ -95,7 +95,7 @@ func (h *Handle) DiffSize(id, parent string) (uint64, error) {
 // Export writes the changes between layer parent and layer id to w
 // (btrfslayer_export).  progress, if not nil, is called with the bytes done
 // and the total (0 when unknown), from the calling goroutine; a panic in it
-// is raised again once the library has returned.
+// cancels the call and is raised again once the library has returned.
 func (h *Handle) Export(id, parent string, w *os.File, progress func(done, total uint64)) error {
 	const op = "export"
 	cparent, err := cOptString(op, "parent", parent)
@@ -128,7 +128,9 @@ func (h *Handle) Apply(id string, r *os.File, progress func(done, total uint64))
 
 // progress carries a Go progress function through the library as a
 // cgo.Handle, and a panic of it back to the caller: a panic must not unwind
-// through the library's C frames (it would leave its locks held).
+// through the library's C frames (it would leave its locks held), so it
+// stops the call instead (the library takes back what the call made) and is
+// raised again once the call has returned.
 type progress struct {
 	fn       func(done, total uint64)
 	panicked interface{}
@@ -153,14 +155,21 @@ func (p *progress) done() {
 	}
 }
 
+// blgoProgress returns non-zero, which cancels the call, once fn panicked.
+//
 //export blgoProgress
-func blgoProgress(done, total C.uint64_t, handle C.uintptr_t) {
+func blgoProgress(done, total C.uint64_t, handle C.uintptr_t) (stop C.int) {
 	p := cgo.Handle(handle).Value().(*progress)
 	if p.panicked != nil {
-		return
+		return 1
 	}
-	defer func() { p.panicked = recover() }()
+	defer func() {
+		if p.panicked = recover(); p.panicked != nil {
+			stop = 1
+		}
+	}()
 	p.fn(uint64(done), uint64(total))
+	return 0
 }
 
 //export blgoChange

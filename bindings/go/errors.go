@@ -67,7 +67,7 @@ func check(op string, r C.int, e *C.btrfslayer_error) error {
 	}
 	if r == -C.ENOSYS && e == nil {
 		return &Error{Code: syscall.ENOSYS,
-			Message: op + ": not in the loaded libbtrfslayer " + Version() + " (needs 1.0)"}
+			Message: op + ": not in the loaded libbtrfslayer (" + Version() + ")"}
 	}
 	err := &Error{Code: syscall.Errno(-r)}
 	if e != nil {

@@ -46,7 +46,7 @@ const (
 type QuotaMode uint32
 
 const (
-	QuotaOff    QuotaMode = 0
+	QuotaOff    QuotaMode = C.BTRFSLAYER_QUOTA_OFF    // usage with UsageWalk only
 	QuotaQgroup QuotaMode = C.BTRFSLAYER_QUOTA_QGROUP // full qgroups
 	QuotaSimple QuotaMode = C.BTRFSLAYER_QUOTA_SIMPLE // simple quotas (Linux 6.7)
 )

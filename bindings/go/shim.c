@@ -72,9 +72,9 @@ int blgo_diff_size(btrfslayer *h, const char *id, const char *parent, uint64_t *
 	return btrfslayer_diff_size(h, id, parent, size, err);
 }
 
-static void progress_cb(uint64_t done, uint64_t total, void *userdata)
+static int progress_cb(uint64_t done, uint64_t total, void *userdata)
 {
-	blgoProgress(done, total, (uintptr_t)userdata);
+	return blgoProgress(done, total, (uintptr_t)userdata);
 }
 
 int blgo_export(btrfslayer *h, const char *id, const char *parent, int fd,

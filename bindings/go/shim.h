@@ -6,9 +6,10 @@
  *   userdata of a callback; these shims turn it into the void * the library
  *   wants and back, so no Go pointer and no integer-as-pointer conversion
  *   ever appears on the Go side (go vet flags those).
- * - The 1.0 calls are referenced weakly, so the package also runs against a
- *   0.2 library: a call the loaded library lacks fails with -ENOSYS instead
- *   of the program failing to start.
+ * - The 1.0 calls are referenced weakly: a call the loaded library lacks
+ *   fails with -ENOSYS instead of the program failing to link or start.
+ *   They were being written when the binding was; calls of later releases
+ *   (BTRFSLAYER_1.1 nodes) need the same, to run against a 1.0 library.
  */
 #ifndef BTRFSLAYER_GO_SHIM_H
 #define BTRFSLAYER_GO_SHIM_H
