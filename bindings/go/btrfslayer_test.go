@@ -3,6 +3,7 @@
 package btrfslayer
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -401,4 +402,20 @@ func TestLogger(t *testing.T) {
 	}
 	// the next open adopts the mount, its close takes it down
 	open(t, home)
+}
+
+// The README shows example/main.go as it is.
+func TestReadmeExample(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile(filepath.Join("example", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := example[bytes.Index(example, []byte("package main")):]
+	if !bytes.Contains(readme, append([]byte("```go\n"), code...)) {
+		t.Error("README.md's Go example is not example/main.go")
+	}
 }
