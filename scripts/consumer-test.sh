@@ -156,7 +156,11 @@ cmake --build "$work/consumer-cmake" >"$work/consumer-build.log" 2>&1 ||
 # skip.
 bindings_against_install() {
 	local prefix=$1 libdir=$2 btrfs=$3
-	: "$prefix" "$btrfs"
+	: "$prefix" "$btrfs"	# the suites make their own loopback btrfs
+	echo "consumer: the Go binding's suite against the prefix"
+	PKG_CONFIG_PATH=$libdir/pkgconfig LD_LIBRARY_PATH=$libdir bash scripts/go-test.sh --installed ||
+		die "the Go binding against the installed library"
+	echo "consumer: the Python binding's suite against the prefix"
 	bash scripts/py-test.sh --installed "$libdir" || die "the Python binding against the install"
 }
 bindings_against_install "$prefix" "$prefix/$libdir" "$mnt"

@@ -29,6 +29,7 @@ BTRFSLAYER_DEPS=(
 	python3-setuptools	# pip install ./bindings/python, offline (--no-build-isolation)
 	python3-pip		# scripts/py-test.sh: the binding as pip installs it
 	mypy			# scripts/py-test.sh: the binding's type hints, --strict
+	golang-go		# scripts/go-test.sh: the Go binding (bindings/go)
 )
 
 # Print the packages of BTRFSLAYER_DEPS that are not installed, one a line.

@@ -75,6 +75,7 @@ bash scripts/abi-check.sh build
 stage_done abi
 bash scripts/consumer-test.sh
 stage_done consumer
+bash scripts/go-test.sh build; stage_done go
 tsan_suite
 stage_done tsan
 bash scripts/valgrind.sh build

@@ -1,0 +1,3 @@
+module libbtrfslayer.org/go/btrfslayer
+
+go 1.19
