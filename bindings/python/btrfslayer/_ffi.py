@@ -93,7 +93,8 @@ assert ctypes.sizeof(c_info) == INFO_SIZE_V1
 
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 CHANGE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
-PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
+# int (*)(done, total, userdata): non-zero stops the call (-ECANCELED)
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p)
 
 _p = ctypes.c_void_p            # opaque btrfslayer *, btrfslayer_list *
 _s = ctypes.c_char_p

@@ -107,17 +107,21 @@ class _Callbacks:
             return _ffi.PROGRESS_FN(0)   # NULL
         report: Progress = fn
 
-        def call(done: int, total: int, _userdata: Any) -> None:
+        def call(done: int, total: int, _userdata: Any) -> int:
+            # an exception stops the call (the library takes back what it
+            # made and returns -ECANCELED) and is raised again after it
             if self.error is not None:
-                return
+                return 1
             local = self.handle._local
             local.depth = getattr(local, "depth", 0) + 1
             try:
                 report(done, total)
             except BaseException as e:  # noqa: B902 — raised again after the call
                 self.error = e
+                return 1
             finally:
                 local.depth -= 1
+            return 0
         return _ffi.PROGRESS_FN(call)
 
     def check(self) -> None:
