@@ -53,10 +53,16 @@ grep -q '^ok' "$build/snapshotter-suite.log" || {
 	echo "snapshotter: the suite failed" >&2
 	exit 1
 }
-if grep -q -- '--- SKIP' "$build/snapshotter-suite.log"; then
-	grep -- '--- SKIP' "$build/snapshotter-suite.log" >&2
+# containerd 1.6's suite skips its Rename check itself, for every
+# snapshotter (an unconditional t.Skip in testsuite/issues.go); any other
+# skip fails here.
+if grep -- '--- SKIP' "$build/snapshotter-suite.log" | grep -v 'TestContainerdSuite/Rename '; then
 	echo "snapshotter: a subtest of the suite was skipped" >&2
 	exit 1
 fi
+grep -q -- '--- PASS: TestContainerdSuite/128LayersMount' "$build/snapshotter-suite.log" || {
+	echo "snapshotter: the suite did not run" >&2
+	exit 1
+}
 echo "snapshotter: end to end under containerd"
 bash "$repo/tests/snapshotter/e2e.sh" "$bin"

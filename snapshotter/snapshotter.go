@@ -58,6 +58,9 @@ type Config struct {
 	QuotaMode string `toml:"quota_mode"`
 	// MountHome is the library's btrfs.mount_home (default true).
 	MountHome *bool `toml:"mount_home"`
+	// KeepLeftovers skips the removal of layers no snapshot names at
+	// start (for Check, which must see them).
+	KeepLeftovers bool `toml:"-"`
 }
 
 // Snapshotter implements snapshots.Snapshotter and snapshots.Cleaner.
@@ -109,6 +112,9 @@ func New(ctx context.Context, cfg Config) (*Snapshotter, error) {
 		return nil, fmt.Errorf("snapshotter: open metadata: %w", err)
 	}
 	s := &Snapshotter{root: cfg.Root, ms: ms, h: h, defaultSize: defaultSize}
+	if cfg.KeepLeftovers {
+		return s, nil
+	}
 	if err := s.Cleanup(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("snapshotter: remove leftovers of a crash: %w", err)
@@ -372,6 +378,10 @@ func (s *Snapshotter) Cleanup(ctx context.Context) error {
 	}
 	ids, err := storage.IDMap(ctx)
 	t.Rollback() //nolint:errcheck
+	if errdefs.IsNotFound(err) {
+		// a new store: no snapshot yet, so every layer is a leftover
+		ids, err = map[string]string{}, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -394,6 +404,49 @@ func (s *Snapshotter) Cleanup(ctx context.Context) error {
 		return fmt.Errorf("cleanup: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// Consistency is what Check found.
+type Consistency struct {
+	Snapshots     int      // snapshots the metadata names
+	Layers        int      // layers in the library's home
+	OrphanLayers  []string // layers no snapshot names
+	MissingLayers []string // snapshots whose layer is gone
+}
+
+// Check compares the metadata with the layers, changing nothing.
+func (s *Snapshotter) Check(ctx context.Context) (Consistency, error) {
+	var c Consistency
+	ctx, t, err := s.ms.TransactionContext(ctx, false)
+	if err != nil {
+		return c, err
+	}
+	ids, err := storage.IDMap(ctx)
+	t.Rollback() //nolint:errcheck
+	if errdefs.IsNotFound(err) {
+		ids, err = map[string]string{}, nil
+	}
+	if err != nil {
+		return c, err
+	}
+	layers, err := s.h.Layers()
+	if err != nil {
+		return c, err
+	}
+	c.Snapshots, c.Layers = len(ids), len(layers)
+	have := map[string]bool{}
+	for _, layer := range layers {
+		have[layer.ID] = true
+		if _, ok := ids[layer.ID]; !ok {
+			c.OrphanLayers = append(c.OrphanLayers, layer.ID)
+		}
+	}
+	for id, key := range ids {
+		if !have[id] {
+			c.MissingLayers = append(c.MissingLayers, id+" ("+key+")")
+		}
+	}
+	return c, nil
 }
 
 // Close closes the metadata store and the library's handle; a second Close

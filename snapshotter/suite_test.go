@@ -34,7 +34,12 @@ func TestContainerdSuite(t *testing.T) {
 // root and returns a proxy snapshotter connected to it.  The cleanup stops
 // the daemon with SIGTERM and fails if it does not exit cleanly.
 func startDaemon(bin, root string) (snapshots.Snapshotter, func() error, error) {
-	sock := filepath.Join(root, "snapshotter.sock")
+	// a unix socket path is at most 107 bytes: the suite's root is longer
+	sockDir, err := os.MkdirTemp("/tmp", "bls-")
+	if err != nil {
+		return nil, nil, err
+	}
+	sock := filepath.Join(sockDir, "s.sock")
 	cmd := exec.Command(bin, "--root", filepath.Join(root, "state"), "--address", sock,
 		"--log-level", "warn")
 	cmd.Stdout = os.Stderr
@@ -45,6 +50,7 @@ func startDaemon(bin, root string) (snapshots.Snapshotter, func() error, error) 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() error {
+		defer os.RemoveAll(sockDir)
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			return err
 		}

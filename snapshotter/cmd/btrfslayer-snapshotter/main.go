@@ -65,8 +65,17 @@ func run() error {
 		mountHome   = flag.Bool("mount-home", true, "make the layer store a mount point of its own (shared propagation)")
 		version     = flag.Bool("version", false, "print the version and exit")
 	)
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: btrfslayer-snapshotter [flags]        serve\n"+
+			"       btrfslayer-snapshotter [flags] check  compare metadata and layers (daemon stopped)\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
-	if flag.NArg() > 0 {
+	check := false
+	switch {
+	case flag.NArg() == 1 && flag.Arg(0) == "check":
+		check = true
+	case flag.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
 	}
 	if *version {
@@ -117,6 +126,9 @@ func run() error {
 	})
 
 	ctx := context.Background()
+	if check {
+		return runCheck(ctx, cfg)
+	}
 	sn, err := snapshotter.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -153,6 +165,29 @@ func run() error {
 	log.G(ctx).WithField("root", cfg.Root).WithField("address", sock).Info("serving")
 	if err := srv.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
+	}
+	return nil
+}
+
+// runCheck prints how the metadata and the layers compare; an orphan layer
+// or a snapshot without its layer is an error.  The bolt file is locked by a
+// running daemon, so this waits for it to stop.
+func runCheck(ctx context.Context, cfg snapshotter.Config) error {
+	cfg.KeepLeftovers = true
+	sn, err := snapshotter.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer sn.Close()
+	c, err := sn.Check(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("snapshots %d layers %d orphan_layers %d missing_layers %d\n",
+		c.Snapshots, c.Layers, len(c.OrphanLayers), len(c.MissingLayers))
+	if len(c.OrphanLayers) > 0 || len(c.MissingLayers) > 0 {
+		return fmt.Errorf("inconsistent: layers no snapshot names %v; snapshots without a layer %v",
+			c.OrphanLayers, c.MissingLayers)
 	}
 	return nil
 }
