@@ -166,11 +166,14 @@ func (s *Snapshotter) Usage(ctx context.Context, key string) (snapshots.Usage, e
 }
 
 // measure reports what a layer itself holds.  With quotas on, from the quota
-// tree: the bytes no other snapshot shares (what the layer added), without a
-// walk.  With quotas off the library's documented walk counts the layer's
-// allocated bytes and inodes.
+// tree, without a walk: the bytes no other snapshot shares (what the layer
+// added), as of the filesystem's last commit (at most ~30 s old; a commit of
+// its own on every Usage call would cost every container on the node).
+// With quotas off, the library's documented walk counts the layer's
+// allocated bytes and inodes: O(files), and the whole layer, not only what
+// it added to its parent.
 func (s *Snapshotter) measure(id string) (snapshots.Usage, error) {
-	u, err := s.h.Usage(id, btrfslayer.UsageSync)
+	u, err := s.h.Usage(id, 0)
 	if err == nil {
 		return snapshots.Usage{Size: int64(u.Exclusive)}, nil
 	}
@@ -326,18 +329,23 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 	if info.Kind != snapshots.KindActive {
 		return fmt.Errorf("commit %q: snapshot is not active: %w", key, errdefs.ErrFailedPrecondition)
 	}
-	usage, err := s.measure(id)
-	if err != nil {
-		return fmt.Errorf("commit %q: usage: %w", key, toContainerd(err))
-	}
-	if _, err := storage.CommitActive(ctx, key, name, usage, opts...); err != nil {
-		return err
-	}
-	// Sealed before the metadata says "committed": a crash in between
-	// leaves an active snapshot whose layer is read-only, which a later
-	// Commit seals again (a no-op) and a Remove removes.
+	// Sealed first: the seal commits the filesystem's transaction, so the
+	// quota numbers measured next include everything written into the
+	// layer.  A crash before the metadata commits leaves an active
+	// snapshot whose layer is read-only, which a later Commit seals again
+	// (a no-op) and a Remove removes.
 	if err := s.h.SetReadOnly(id, true); err != nil {
 		return fmt.Errorf("commit %q: seal layer %s: %w", key, id, toContainerd(err))
+	}
+	usage, err := s.measure(id)
+	if err == nil {
+		_, err = storage.CommitActive(ctx, key, name, usage, opts...)
+	}
+	if err != nil {
+		if uerr := s.h.SetReadOnly(id, false); uerr != nil {
+			log.G(ctx).WithError(uerr).Warnf("commit %q: layer %s stays sealed", key, id)
+		}
+		return err
 	}
 	if err := t.Commit(); err != nil {
 		if uerr := s.h.SetReadOnly(id, false); uerr != nil {

@@ -33,15 +33,16 @@ func TestContainerdSuite(t *testing.T) {
 // startDaemon starts btrfslayer-snapshotter with its root and socket under
 // root and returns a proxy snapshotter connected to it.  The cleanup stops
 // the daemon with SIGTERM and fails if it does not exit cleanly.
-func startDaemon(bin, root string) (snapshots.Snapshotter, func() error, error) {
+func startDaemon(bin, root string, extra ...string) (snapshots.Snapshotter, func() error, error) {
 	// a unix socket path is at most 107 bytes: the suite's root is longer
 	sockDir, err := os.MkdirTemp("/tmp", "bls-")
 	if err != nil {
 		return nil, nil, err
 	}
 	sock := filepath.Join(sockDir, "s.sock")
-	cmd := exec.Command(bin, "--root", filepath.Join(root, "state"), "--address", sock,
-		"--log-level", "warn")
+	args := append([]string{"--root", filepath.Join(root, "state"), "--address", sock,
+		"--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -76,8 +76,7 @@ mount -o loop "$work/disk.img" "$mnt"
 
 start_snapshotter() {
 	# a default limit, so quotas are on and usage comes from the quota tree
-	"$daemon" --root "$snap_root" --address "$snap_sock" --log-level debug \
-		--quota-mode simple --default-size 1G \
+	"$daemon" --config "$work/snapshotter.toml" --root "$snap_root" --address "$snap_sock" \
 		>>"$work.snapshotter.log" 2>&1 &
 	snap_pid=$!
 	local i
@@ -104,6 +103,11 @@ kill_snapshotter() {
 	snap_pid=
 }
 
+cat >"$work/snapshotter.toml" <<EOF
+log_level = "debug"
+quota_mode = "simple"
+default_size = "1G"
+EOF
 cat >"$work/containerd.toml" <<EOF
 version = 2
 root = "$work/containerd-root"

@@ -3,7 +3,7 @@
 // snapshotter-bench measures this snapshotter beside containerd's built-in
 // btrfs snapshotter, in one run, on one btrfs (DIR must be on btrfs):
 //
-//	snapshotter-bench [-files 10000] [-rounds 5] DIR
+//	snapshotter-bench [-files 10000] [-rounds 5] [-quota-mode simple -size 10G] DIR
 //
 // Per round and per snapshotter: prepare an empty active snapshot, fill it
 // with N files, commit it, prepare a child of it, ask the child's usage and
@@ -35,20 +35,24 @@ var ops = []string{"prepare (empty)", "commit (N files)", "prepare (child of N f
 func main() {
 	files := flag.Int("files", 10000, "files in the committed layer")
 	rounds := flag.Int("rounds", 5, "rounds per snapshotter")
+	quotaMode := flag.String("quota-mode", "", "this snapshotter's quota mode (qgroup or simple); with -size, quotas are on")
+	size := flag.String("size", "", "this snapshotter's default size limit of writable snapshots")
 	flag.Parse()
 	if flag.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: snapshotter-bench [-files N] [-rounds R] DIR")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *files, *rounds); err != nil {
+	cfg := snapshotter.Config{Root: filepath.Join(flag.Arg(0), "btrfslayer"),
+		QuotaMode: *quotaMode, DefaultSize: *size}
+	if err := run(cfg, flag.Arg(0), *files, *rounds); err != nil {
 		fmt.Fprintf(os.Stderr, "snapshotter-bench: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, files, rounds int) error {
+func run(cfg snapshotter.Config, dir string, files, rounds int) error {
 	ctx := namespaces.WithNamespace(context.Background(), "bench")
-	ours, err := snapshotter.New(ctx, snapshotter.Config{Root: filepath.Join(dir, "btrfslayer")})
+	ours, err := snapshotter.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -73,7 +77,8 @@ func run(dir string, files, rounds int) error {
 			}
 		}
 	}
-	fmt.Printf("N = %d files, %d rounds, medians (min-max)\n\n", files, rounds)
+	fmt.Printf("N = %d files, %d rounds, medians (min-max); btrfslayer quota mode %q, default size %q\n\n",
+		files, rounds, cfg.QuotaMode, cfg.DefaultSize)
 	fmt.Printf("| op | btrfslayer | containerd btrfs | ratio |\n|---|---|---|---|\n")
 	for _, op := range ops {
 		a, b := times["btrfslayer"][op], times["containerd btrfs"][op]
