@@ -99,8 +99,12 @@ extern "C" {
 
 #define BTRFSLAYER_API __attribute__((visibility("default")))
 
-#define BTRFSLAYER_VERSION_MAJOR 0
-#define BTRFSLAYER_VERSION_MINOR 2
+/* The version of this header.  CMake reads the project version from these
+ * three lines, and btrfslayer_version() reports the library's own.  The
+ * major is the SONAME's (libbtrfslayer.so.1): it changes only with an ABI
+ * break, which the 1.x series never has. */
+#define BTRFSLAYER_VERSION_MAJOR 1
+#define BTRFSLAYER_VERSION_MINOR 0
 #define BTRFSLAYER_VERSION_PATCH 0
 
 /* "Prerequisites not met": home is not on btrfs.  Returned negated.  Above
@@ -134,7 +138,8 @@ BTRFSLAYER_API const char *btrfslayer_strerror(int code);
  * truncated).  -EINVAL when malformed, -ERANGE past 64 bits. */
 BTRFSLAYER_API int btrfslayer_parse_size(const char *s, uint64_t *bytes);
 
-/* "0.2.0": the version of the library actually loaded. */
+/* "1.0.0": the version of the library actually loaded, which may be newer
+ * than the header a program was built with (compare BTRFSLAYER_VERSION_*). */
 BTRFSLAYER_API const char *btrfslayer_version(void);
 
 /* ---- logging ------------------------------------------------------------- */
@@ -377,6 +382,7 @@ BTRFSLAYER_API int btrfslayer_clear_quota(btrfslayer *h, const char *id,
 					  btrfslayer_error **err);
 
 enum {
+	BTRFSLAYER_QUOTA_OFF = 0,	/* usage with BTRFSLAYER_USAGE_WALK only */
 	BTRFSLAYER_QUOTA_QGROUP = 1,
 	BTRFSLAYER_QUOTA_SIMPLE = 2,
 };
@@ -505,8 +511,13 @@ typedef int (*btrfslayer_change_fn)(int kind, const char *path, void *userdata);
 #define BTRFSLAYER_CHANGES_MASK BTRFSLAYER_CHANGES_WALK
 
 /* Progress of export and apply: bytes done so far, and the total (0 when
- * unknown). */
-typedef void (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+ * unknown).  Return 0 to go on; any other value stops the call, which then
+ * returns -ECANCELED (after taking back what it made, as on any failure). */
+typedef int (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+/* No flags are defined yet for export and apply: any bit is -EINVAL. */
+#define BTRFSLAYER_EXPORT_MASK UINT32_C(0)
+#define BTRFSLAYER_APPLY_MASK UINT32_C(0)
 
 BTRFSLAYER_API int btrfslayer_changes(btrfslayer *h, const char *id, const char *parent,
 				      uint32_t flags, btrfslayer_change_fn fn, void *userdata,

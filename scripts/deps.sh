@@ -21,6 +21,8 @@ BTRFSLAYER_DEPS=(
 	make
 	cppcheck		# scripts/lint.sh
 	valgrind		# scripts/valgrind.sh
+	abigail-tools		# scripts/abi-check.sh, abi-baseline.sh: abidiff, abidw
+	groff-base		# scripts/consumer-test.sh: the man page formats without warnings
 	clang			# scripts/fuzz.sh: libFuzzer targets
 	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
 )

@@ -10,7 +10,12 @@
 #   asan      build with AddressSanitizer + UndefinedBehaviorSanitizer, run
 #             every test (unit, integration, CLI, hostile-input suite)
 #   normal    the same with a normal build
-#   tsan      the same with ThreadSanitizer (tests/stress/ above all): any
+#   abi       the normal build's library against the 1.0 baseline
+#             (scripts/abi-check.sh)
+#   consumer  install into a temporary prefix, then build and run a program
+#             against it with pkg-config and with find_package
+#             (scripts/consumer-test.sh)
+#   tsan      the tests again with ThreadSanitizer (tests/stress/ above all): any
 #             report of a data race or a lock-order inversion fails
 #   valgrind  the integration tests and the hostile suite of the normal
 #             build under memcheck (scripts/valgrind.sh)
@@ -66,6 +71,10 @@ run_suite build-asan -DBTRFSLAYER_SANITIZE=ON
 stage_done asan
 run_suite build
 stage_done normal
+bash scripts/abi-check.sh build
+stage_done abi
+bash scripts/consumer-test.sh
+stage_done consumer
 tsan_suite
 stage_done tsan
 bash scripts/valgrind.sh build
