@@ -14,7 +14,7 @@ repo=$PWD
 build=$(realpath -m "${1:-build}")
 
 if [[ ! -e $build/libbtrfslayer.so ]]; then
-	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBTRFSLAYER_WERROR=ON >/dev/null
 	cmake --build "$build" -j"$(nproc)" >/dev/null
 fi
 

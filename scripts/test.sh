@@ -75,6 +75,8 @@ bash scripts/abi-check.sh build
 stage_done abi
 bash scripts/consumer-test.sh
 stage_done consumer
+bash scripts/snapshotter-test.sh build
+stage_done snapshotter
 tsan_suite
 stage_done tsan
 bash scripts/valgrind.sh build
