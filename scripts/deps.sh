@@ -23,6 +23,15 @@ BTRFSLAYER_DEPS=(
 	valgrind		# scripts/valgrind.sh
 	abigail-tools		# scripts/abi-check.sh, abi-baseline.sh: abidiff, abidw
 	groff-base		# scripts/consumer-test.sh: the man page formats without warnings
+	golang-github-containerd-containerd-dev	# snapshotter/: containerd's API, storage, testsuite
+	golang-google-grpc-dev	# snapshotter/: the gRPC server
+	golang-github-burntsushi-toml-dev	# snapshotter/: its config file
+	golang-github-sirupsen-logrus-dev	# snapshotter/: containerd's logger
+	golang-github-containerd-btrfs-dev	# snapshotter/ benchmark: containerd's btrfs snapshotter
+	libbtrfs-dev		# the same, its C headers
+	containerd		# tests/snapshotter/e2e.sh: a real containerd
+	runc			# tests/snapshotter/e2e.sh: its runtime
+	busybox-static		# tests/snapshotter/e2e.sh: the image it builds
 	clang			# scripts/fuzz.sh: libFuzzer targets
 	libclang-rt-14-dev	# libFuzzer and clang's sanitizer runtimes
 	python3-pytest		# scripts/py-test.sh: the Python binding's tests

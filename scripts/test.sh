@@ -75,7 +75,10 @@ bash scripts/abi-check.sh build
 stage_done abi
 bash scripts/consumer-test.sh
 stage_done consumer
-bash scripts/go-test.sh build; stage_done go
+bash scripts/go-test.sh build
+stage_done go
+bash scripts/snapshotter-test.sh build
+stage_done snapshotter
 tsan_suite
 stage_done tsan
 bash scripts/valgrind.sh build
