@@ -582,4 +582,17 @@ int bl_mount_id(int dirfd, const char *name, uint64_t *id);
  * something else or nothing (a component was moved, replaced or symlinked). */
 int bl_path_leads_to(const char *path, int fd);
 
+/* ---- tar_apply.c, tar_export.c: OCI layer tars --------------------------- */
+
+/* The flags btrfslayer_apply() and btrfslayer_export() know: none yet. */
+#define BL_APPLY_FLAGS 0u
+#define BL_EXPORT_FLAGS 0u
+
+/* Apply the tar read from tarfd (plain, gzip or zstd) to the directory
+ * root, every file made beneath it (tar_apply.c says how); *unpacked: the
+ * bytes of file data written.  `where` names root in messages.  Needs no
+ * btrfs: the fuzzer runs it on a plain directory. */
+int bl_tar_apply(int root, int tarfd, const char *where, btrfslayer_progress_fn progress,
+		 void *userdata, uint64_t *unpacked, btrfslayer_error **err);
+
 #endif /* BTRFSLAYER_INTERNAL_H */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "btrfslayer.h"
 
@@ -452,6 +453,75 @@ static int cmd_usage(struct ctx *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* ---- apply and export: layer tars on stdin and stdout ----------------------- */
+
+/* Progress of apply/export on stderr, when it is a terminal: one line
+ * rewritten in place. */
+static void show_progress(uint64_t done, uint64_t total, void *userdata)
+{
+	const char *what = userdata;
+
+	if (total)
+		fprintf(stderr, "\r%s: %" PRIu64 " MiB of %" PRIu64 " MiB (%u%%)", what,
+			done >> 20, total >> 20, (unsigned)(done * 100 / total));
+	else
+		fprintf(stderr, "\r%s: %" PRIu64 " MiB", what, done >> 20);
+}
+
+static int cmd_apply(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	uint64_t unpacked = 0;
+	int tty = isatty(STDERR_FILENO);
+	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_apply(c->h, argv[optind], STDIN_FILENO, 0,
+			      tty ? show_progress : NULL, "apply", &unpacked, &err);
+	if (tty)
+		fputc('\n', stderr);
+	if (rc < 0)
+		return lib_error(rc, err);
+	if (c->verbose || tty)
+		fprintf(stderr, "apply: %" PRIu64 " bytes unpacked\n", unpacked);
+	return EXIT_OK;
+}
+
+static int cmd_export(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ NULL, 0, NULL, 0 },
+	};
+	btrfslayer_error *err = NULL;
+	const char *parent = NULL;
+	int tty = isatty(STDERR_FILENO);
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = next_opt(argv[0], argc, argv, ":", longopts)) != -1) {
+		if (opt != OPT_PARENT)
+			return EXIT_USAGE;
+		parent = optarg;
+	}
+	rc = check_operands(argv[0], argc, argv, 1, "layer id");
+	if (rc != EXIT_OK)
+		return rc;
+	if (isatty(STDOUT_FILENO))
+		return usage_error("export: standard output is a terminal; redirect it to a file");
+	rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_export(c->h, argv[optind], parent, STDOUT_FILENO, 0,
+			       tty ? show_progress : NULL, "export", &err);
+	if (tty)
+		fputc('\n', stderr);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
 static int cmd_version(struct ctx *c, int argc, char **argv)
 {
 	int rc = parse_simple(c, argc, argv, 0, 0, "");
@@ -473,6 +543,10 @@ static const struct command commands[] = {
 	{ "quota", "ID SIZE|none", "set (or remove) the layer's size limit", cmd_quota },
 	{ "usage", "[--json] [--sync] ID",
 	  "bytes the layer uses, from the quota tree (--sync: commit first)", cmd_usage },
+	{ "apply", "ID < LAYER.tar", "apply an OCI layer tar (plain, gzip, zstd) to the layer",
+	  cmd_apply },
+	{ "export", "[--parent ID] ID > LAYER.tar",
+	  "write the layer's changes (from --parent) as an OCI layer tar", cmd_export },
 	{ "ls", "[--json]", "list layers, one id per line", cmd_ls },
 	{ "status", "[--json]", "show the store's status", cmd_status },
 	{ "version", "", "print the library version", cmd_version },
