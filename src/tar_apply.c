@@ -255,10 +255,28 @@ static const char *on_the_way(int r)
 	}
 }
 
+/* Open directory `name` of dirfd beneath it; create: make it (0755, as
+ * tar makes missing parents) when missing.  A symlink is -ELOOP and any
+ * other non-directory -ENOTDIR (openat2 says ENOTDIR for both). */
+static int step_into(int dirfd, const char *name, bool create)
+{
+	int fd = bl_open_dir_beneath(dirfd, name);
+	if (fd == -ENOENT && create) {
+		if (mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		fd = bl_open_dir_beneath(dirfd, name);
+	}
+	struct stat st;
+	if ((fd == -ENOTDIR || fd == -ELOOP) &&
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		fd = S_ISLNK(st.st_mode) ? -ELOOP : -ENOTDIR;
+	return fd;
+}
+
 /* Open the directory that holds `path` (cleaned, not "") beneath the root
- * and point *name at its last component.  create: make missing parents
- * (0755, root-owned, as tar does).  -ENOENT without create when a parent
- * is missing (no message then: the caller decides). */
+ * and point *name at its last component.  create: make missing parents.
+ * -ENOENT without create when a parent is missing (no message then: the
+ * caller decides). */
 static int open_parent(struct applier *ap, char *path, bool create, const char **name)
 {
 	char *slash = strrchr(path, '/');
@@ -269,32 +287,23 @@ static int open_parent(struct applier *ap, char *path, bool create, const char *
 	}
 	*name = slash + 1;
 	*slash = '\0';
+	/* all at once when everything is there, else one component at a
+	 * time, to make what is missing and to tell why one is refused */
 	int fd = bl_open_path_beneath(ap->root, path);
-	if (fd == -ENOENT && create) {
-		/* one component at a time, making the missing ones */
+	if (fd < 0) {
 		int cur = fcntl(ap->root, F_DUPFD_CLOEXEC, 3);
-		if (cur < 0)
-			fd = -errno;
+		fd = cur < 0 ? -errno : cur;
 		for (char *p = path; cur >= 0 && *p;) {
 			char *end = strchr(p, '/');
 			if (end)
 				*end = '\0';
-			int next = bl_open_dir_beneath(cur, p);
-			if (next == -ENOENT) {
-				if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST)
-					next = -errno;
-				else
-					next = bl_open_dir_beneath(cur, p);
-			}
+			fd = step_into(cur, p, create);
 			if (end)
 				*end = '/';
 			close(cur);
-			cur = next;
-			fd = next;
+			cur = fd;
 			p = end ? end + 1 : p + strlen(p);
 		}
-		if (cur >= 0)
-			fd = cur;
 	}
 	*slash = '/';
 	if (fd >= 0 || (fd == -ENOENT && !create))
@@ -663,7 +672,7 @@ static int make_dir(struct applier *ap, struct archive_entry *e, int dirfd,
 {
 	if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
 		return entry_fail(ap, -errno, "make it");
-	int fd = bl_open_dir_beneath(dirfd, name);
+	int fd = step_into(dirfd, name, false);
 	if (fd < 0) {
 		const char *why = on_the_way(fd);
 		return why ? entry_refuse(ap, fd, why) : entry_fail(ap, fd, "open it");
