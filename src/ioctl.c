@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <endian.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -482,4 +484,145 @@ bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_reference
 {
 	uint64_t want = max_referenced ? BTRFS_QGROUP_LIMIT_MAX_RFER : 0;
 	return qgroup->limit_flags == want && qgroup->max_referenced == max_referenced;
+}
+
+/* ---- send, and the paths of an inode (changes) ---------------------------- */
+
+/* The send ioctl writes into a pipe and blocks while it is full: a thread
+ * drains it meanwhile. */
+struct pipe_drain {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+	int error;		/* a negative errno, or 0 */
+};
+
+static void *drain_pipe(void *arg)
+{
+	struct pipe_drain *d = arg;
+	uint8_t scratch[4096];
+	for (;;) {
+		if (!d->error && d->cap - d->len < 65536) {
+			size_t cap = d->cap ? 2 * d->cap : 1 << 20;
+			uint8_t *grown = realloc(d->buf, cap);
+			if (grown) {
+				d->buf = grown;
+				d->cap = cap;
+			} else {
+				d->error = -ENOMEM;	/* read on: the sender must end */
+			}
+		}
+		uint8_t *to = d->error ? scratch : d->buf + d->len;
+		size_t room = d->error ? sizeof(scratch) : d->cap - d->len;
+		ssize_t n = read(d->fd, to, room);
+		if (n == 0)
+			return NULL;
+		if (n < 0 && errno != EINTR) {
+			/* the sender then fails with EPIPE once we close */
+			d->error = -errno;
+			return NULL;
+		}
+		if (n > 0 && !d->error)
+			d->len += (size_t)n;
+	}
+}
+
+int bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint8_t **out, size_t *len)
+{
+	struct btrfs_ioctl_send_args args;
+	uint64_t parent_root = 0;
+	int r = bl_check_btrfs(fd);
+	if (r == 0 && parent_fd >= 0)
+		r = bl_ioctl_subvolume_id(parent_fd, &parent_root);
+	if (r < 0)
+		return r;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	fcntl(p[0], F_SETPIPE_SZ, 1 << 20);	/* fewer wake-ups; a hint */
+	struct pipe_drain d = { .fd = p[0] };
+	pthread_t thread;
+	r = pthread_create(&thread, NULL, drain_pipe, &d);
+	if (r != 0) {
+		close(p[0]);
+		close(p[1]);
+		return -r;
+	}
+	memset(&args, 0, sizeof(args));
+	args.send_fd = p[1];
+	args.parent_root = parent_root;
+	args.flags = BTRFS_SEND_FLAG_NO_FILE_DATA;
+	if (version) {
+		args.flags |= BTRFS_SEND_FLAG_VERSION;
+		args.version = version;
+	}
+	r = ioctl(fd, BTRFS_IOC_SEND, &args) < 0 ? -errno : 0;
+	close(p[1]);	/* the drain sees the end */
+	pthread_join(thread, NULL);
+	close(p[0]);
+	if (r == 0)
+		r = d.error;
+	if (r < 0) {
+		free(d.buf);
+		return r;
+	}
+	*out = d.buf;
+	*len = d.len;
+	return 0;
+}
+
+void bl_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Room for the paths of one inode: the kernel's limit for this ioctl. */
+#define INO_PATHS_BUF 65536
+
+int bl_ioctl_ino_paths(int fd, uint64_t ino, char ***out, size_t *n)
+{
+	struct btrfs_ioctl_ino_path_args args;
+	struct btrfs_data_container *c = calloc(1, INO_PATHS_BUF);
+	if (!c)
+		return -ENOMEM;
+	memset(&args, 0, sizeof(args));
+	args.inum = ino;
+	args.size = INO_PATHS_BUF;
+	args.fspath = (uint64_t)(uintptr_t)c;
+	if (ioctl(fd, BTRFS_IOC_INO_PATHS, &args) < 0) {
+		int r = -errno;
+		free(c);
+		return r;
+	}
+	if (c->elem_missed) {
+		free(c);
+		return -E2BIG;	/* more links than fit: the caller walks */
+	}
+	char **v = calloc(c->elem_cnt ? c->elem_cnt : 1, sizeof(*v));
+	int r = v ? 0 : -ENOMEM;
+	size_t i = 0;
+	for (; r == 0 && i < c->elem_cnt; i++) {
+		/* offsets from the start of val[] */
+		uint64_t off = c->val[i];
+		if (off >= INO_PATHS_BUF - offsetof(struct btrfs_data_container, val)) {
+			r = -EIO;
+			break;
+		}
+		const char *s = (const char *)c->val + off;
+		size_t max = INO_PATHS_BUF - offsetof(struct btrfs_data_container, val) - off;
+		v[i] = strndup(s, strnlen(s, max));
+		if (!v[i])
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		bl_strv_free(v, i);
+		free(c);
+		return r;
+	}
+	*out = v;
+	*n = c->elem_cnt;
+	free(c);
+	return 0;
 }
