@@ -4,6 +4,7 @@
 #define BTRFSLAYER_INTERNAL_H
 
 #include <fcntl.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -735,5 +736,17 @@ int bl_path_leads_to(const char *path, int fd);
  * btrfs: the fuzzer runs it on a plain directory. */
 int bl_tar_apply(int root, int tarfd, const char *where, btrfslayer_progress_fn progress,
 		 void *userdata, uint64_t *unpacked, btrfslayer_error **err);
+
+/* tar_locale.c: this thread in C.UTF-8 while libarchive runs (says why). */
+struct bl_tar_locale {
+	locale_t ours, old;
+};
+struct bl_tar_locale bl_tar_locale_enter(void);
+void bl_tar_locale_leave(struct bl_tar_locale l);
+
+/* Write the changes c describes as an OCI layer tar to fd, reading the
+ * files from c->layer_fd (tar_export.c says what goes in and how). */
+int bl_tar_export(const struct bl_changes *c, int fd, const char *where,
+		  btrfslayer_progress_fn progress, void *userdata, btrfslayer_error **err);
 
 #endif /* BTRFSLAYER_INTERNAL_H */

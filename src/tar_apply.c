@@ -470,11 +470,13 @@ static int whiteout(struct applier *ap, char *path, const char *base)
 
 /* ---- metadata --------------------------------------------------------------- */
 
-/* Whether an extended attribute of the archive is one to restore. */
+/* Whether an extended attribute of the archive is one to restore: user.*,
+ * trusted.* and security.* (file capabilities) but not security.selinux,
+ * the host's label, which the runtime sets (export leaves it out too). */
 static bool xattr_wanted(const char *name)
 {
-	return !strncmp(name, "user.", 5) || !strncmp(name, "security.", 9) ||
-	       !strncmp(name, "trusted.", 8);
+	return !strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
+	       (!strncmp(name, "security.", 9) && strcmp(name, "security.selinux"));
 }
 
 /* Set the entry's xattrs on fd, or on the file a /proc/self/fd path of an
@@ -530,6 +532,37 @@ static void entry_times(struct archive_entry *e, struct timespec times[2])
 		if (times[0].tv_nsec < 0 || times[0].tv_nsec > 999999999)
 			times[0].tv_nsec = UTIME_OMIT;
 	}
+}
+
+/* Whether the entry carries xattr `name`. */
+static bool entry_has_xattr(struct archive_entry *e, const char *name)
+{
+	const char *xname;
+	const void *value;
+	size_t size;
+	archive_entry_xattr_reset(e);
+	while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK)
+		if (xname && !strcmp(xname, name))
+			return true;
+	return false;
+}
+
+/* A directory kept (a directory entry over a directory) takes the entry's
+ * xattrs: those it had and the entry has not go, in the namespaces that
+ * are restored (so a security.selinux label stays). */
+static int drop_other_xattrs(struct applier *ap, struct archive_entry *e, int fd)
+{
+	char list[65536];
+	ssize_t len = flistxattr(fd, list, sizeof(list));
+	if (len < 0)
+		return errno == ENOTSUP ? 0 : entry_fail(ap, -errno, "list its xattrs");
+	for (char *p = list; p < list + len; p += strlen(p) + 1) {
+		if (!xattr_wanted(p) || entry_has_xattr(e, p))
+			continue;
+		if (fremovexattr(fd, p) < 0 && errno != ENODATA)
+			return entry_fail(ap, -errno, "remove an xattr it no longer has");
+	}
+	return 0;
 }
 
 /* Owner, mode and xattrs of a regular file or directory through its fd:
@@ -677,7 +710,9 @@ static int make_dir(struct applier *ap, struct archive_entry *e, int dirfd,
 		const char *why = on_the_way(fd);
 		return why ? entry_refuse(ap, fd, why) : entry_fail(ap, fd, "open it");
 	}
-	int r = set_fd_meta(ap, e, fd);
+	int r = drop_other_xattrs(ap, e, fd);
+	if (r == 0)
+		r = set_fd_meta(ap, e, fd);
 	close(fd);
 	return r < 0 ? r : defer_dir_time(ap, path, e);
 }
@@ -836,6 +871,7 @@ int bl_tar_apply(int root, int tarfd, const char *where, btrfslayer_progress_fn 
 	struct stat st;
 	if (fstat(tarfd, &st) == 0 && S_ISREG(st.st_mode))
 		ap.total = (uint64_t)st.st_size;
+	struct bl_tar_locale loc = bl_tar_locale_enter();
 	int r = open_reader(&ap, tarfd);
 	while (r == 0) {
 		struct archive_entry *e;
@@ -861,6 +897,7 @@ int bl_tar_apply(int root, int tarfd, const char *where, btrfslayer_progress_fn 
 		tell_progress(&ap, true);
 	if (ap.a)
 		archive_read_free(ap.a);
+	bl_tar_locale_leave(loc);
 	pathset_free(&ap.done);
 	for (size_t i = 0; i < ap.n_dirs; i++)
 		free(ap.dirs[i].path);

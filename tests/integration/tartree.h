@@ -9,8 +9,8 @@
 /* NULL when the trees at a and b hold the same entries with the same type,
  * mode, owner, device number, size, content, symlink target, xattrs (all
  * but security.selinux), link count and hard-link groups, and the same
- * mtime for everything but directories (and directories too when
- * dir_times); else a malloc()ed line saying the first difference.  The
+ * mtime, in whole seconds as layer tars keep it, for everything but
+ * directories (and directories too when dir_times); else a malloc()ed line saying the first difference.  The
  * top directories themselves are compared too. */
 char *tree_diff(const char *a, const char *b, bool dir_times);
 

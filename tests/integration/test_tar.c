@@ -434,6 +434,171 @@ static void test_apply_arguments(void **state)
 	close(fd);
 }
 
+/* ---- export ------------------------------------------------------------------ */
+
+/* Export id (against parent, or NULL) into a fresh memfd, rewound. */
+static int export_to_memfd(struct ctx *c, const char *id, const char *parent)
+{
+	int fd = memfd_create("export", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_ok(btrfslayer_export(c->h, id, parent, fd, 0, NULL, NULL, ERR));
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
+static bool same_bytes(int a, int b)
+{
+	struct stat sa, sb;
+	assert_int_equal(fstat(a, &sa), 0);
+	assert_int_equal(fstat(b, &sb), 0);
+	if (sa.st_size != sb.st_size)
+		return false;
+	char *ma = malloc((size_t)sa.st_size + 1), *mb = malloc((size_t)sb.st_size + 1);
+	assert_int_equal(pread(a, ma, (size_t)sa.st_size, 0), sa.st_size);
+	assert_int_equal(pread(b, mb, (size_t)sb.st_size, 0), sb.st_size);
+	bool same = !memcmp(ma, mb, (size_t)sa.st_size);
+	free(ma);
+	free(mb);
+	return same;
+}
+
+/* GNU tar's extraction of the export over a copy of the parent's files,
+ * whiteouts done by hand first (GNU tar knows none), must equal the
+ * layer. */
+static void gnu_roundtrip(struct ctx *c, const char *parent_dir, const char *layer_dir,
+			  int tar_fd, unsigned i)
+{
+	char tar[PATH_MAX], dir[PATH_MAX], cmd[6 * PATH_MAX];
+	snprintf(tar, sizeof(tar), "%s/export-%u.tar", c->work, i);
+	snprintf(dir, sizeof(dir), "%s/gnu-%u", c->work, i);
+	int out = open(tar, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(out >= 0);
+	struct stat st;
+	assert_int_equal(fstat(tar_fd, &st), 0);
+	char *bytes = malloc((size_t)st.st_size + 1);
+	assert_int_equal(pread(tar_fd, bytes, (size_t)st.st_size, 0), st.st_size);
+	assert_int_equal(write(out, bytes, (size_t)st.st_size), st.st_size);
+	free(bytes);
+	close(out);
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; cp -a --sparse=always '%s' '%s'; cd '%s';"
+		 "tar -tf '%s' | while IFS= read -r p; do"
+		 "  b=${p##*/}; d=${p%%\"$b\"};"
+		 "  case $b in"
+		 "  .wh..wh..opq) find \"./$d\" -mindepth 1 -delete;;"
+		 "  .wh.*) rm -rf \"./$d${b#.wh.}\";;"
+		 "  *) case $p in"
+		 "     */) if [ -L \"./${p%%/}\" ] || [ -e \"./$p\" -a ! -d \"./$p\" ]; then"
+		 "           rm -f \"./${p%%/}\"; fi;;"
+		 "     *) if [ -d \"./$p\" ] && [ ! -L \"./$p\" ]; then rm -rf \"./$p\"; fi;;"
+		 "     esac;;"
+		 "  esac; done;"
+		 "tar --xattrs --xattrs-include='*' --same-owner -p --numeric-owner "
+		 "--exclude='.wh.*' -xf '%s'",
+		 parent_dir, dir, dir, tar, tar);
+	run(cmd);
+	assert_same_tree(layer_dir, dir, false);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, tar);
+	run(cmd);
+}
+
+/* Random trees, random mutations: export then apply onto a snapshot of the
+ * parent is the layer; the export is the same bytes twice; GNU tar agrees
+ * (every fourth case). */
+static void test_export_roundtrip(void **state)
+{
+	struct ctx *c = *state;
+	const char *env = getenv("TAR_CASES");
+	unsigned cases = env ? (unsigned)strtoul(env, NULL, 10) : 40;
+	for (unsigned i = 0; i < cases; i++) {
+		char p[32], l[32], a[32], e[32];
+		char pdir[PATH_MAX], ldir[PATH_MAX], adir[PATH_MAX], edir[PATH_MAX];
+		snprintf(p, sizeof(p), "p%u", i);
+		snprintf(l, sizeof(l), "l%u", i);
+		snprintf(a, sizeof(a), "a%u", i);
+		snprintf(e, sizeof(e), "e%u", i);
+		layer_path(c, p, pdir, sizeof(pdir));
+		layer_path(c, l, ldir, sizeof(ldir));
+		layer_path(c, a, adir, sizeof(adir));
+		layer_path(c, e, edir, sizeof(edir));
+		assert_ok(btrfslayer_create(c->h, p, NULL, 0, NULL, NULL, 0, ERR));
+		assert_int_equal(tree_random(pdir, i + 1, 30 + i % 40), 0);
+		assert_ok(btrfslayer_create(c->h, l, p, 0, NULL, NULL, 0, ERR));
+		assert_int_equal(tree_mutate(ldir, i + 1, 5 + i % 20), 0);
+
+		int tar = export_to_memfd(c, l, p), again = export_to_memfd(c, l, p);
+		if (!same_bytes(tar, again))
+			fail_msg("case %u: two exports of the same layer differ", i);
+		close(again);
+		assert_ok(btrfslayer_create(c->h, a, p, 0, NULL, NULL, 0, ERR));
+		assert_ok(btrfslayer_apply(c->h, a, tar, 0, NULL, NULL, NULL, ERR));
+		char *d = tree_diff(ldir, adir, false);
+		if (d) {
+			print_error("case %u: layer and parent + export differ: %s\n", i, d);
+			free(d);
+			fail();
+		}
+		if (i % 4 == 0) {
+			assert_int_equal(lseek(tar, 0, SEEK_SET), 0);
+			gnu_roundtrip(c, pdir, ldir, tar, i);
+		}
+		close(tar);
+
+		/* no parent: everything, onto an empty layer */
+		tar = export_to_memfd(c, p, NULL);
+		assert_ok(btrfslayer_create(c->h, e, NULL, 0, NULL, NULL, 0, ERR));
+		assert_ok(btrfslayer_apply(c->h, e, tar, 0, NULL, NULL, NULL, ERR));
+		close(tar);
+		d = tree_diff(pdir, edir, false);
+		if (d) {
+			print_error("case %u: layer and its full export differ: %s\n", i, d);
+			free(d);
+			fail();
+		}
+		const char *ids[] = { a, e, l, p };
+		for (size_t k = 0; k < 4; k++)
+			assert_ok(btrfslayer_remove(c->h, ids[k], ERR));
+	}
+}
+
+/* Progress is told, ends at its total, and export checks its arguments. */
+static void progress_fn(uint64_t done, uint64_t total, void *userdata)
+{
+	uint64_t *last = userdata;
+	assert_true(done >= last[0]);
+	last[0] = done;
+	last[1] = total;
+	last[2]++;
+}
+
+static void test_export_arguments(void **state)
+{
+	struct ctx *c = *state;
+	char dir[PATH_MAX], cmd[2 * PATH_MAX];
+	assert_ok(btrfslayer_create(c->h, "l", NULL, 0, NULL, NULL, 0, ERR));
+	layer_path(c, "l", dir, sizeof(dir));
+	snprintf(cmd, sizeof(cmd), "head -c 3000000 /dev/urandom > '%s/big'", dir);
+	run(cmd);
+	int fd = memfd_create("export", MFD_CLOEXEC);
+	uint64_t seen[3] = { 0, 0, 0 };
+	assert_ok(btrfslayer_export(c->h, "l", NULL, fd, 0, progress_fn, seen, ERR));
+	assert_true(seen[2] >= 2);
+	assert_int_equal(seen[0], 3000000);
+	assert_int_equal(seen[1], 3000000);
+	expect_fail(btrfslayer_export(c->h, "l", NULL, fd, 1u << 5, NULL, NULL, ERR), -EINVAL,
+		    "flags");
+	expect_fail(btrfslayer_export(c->h, "l", NULL, -1, 0, NULL, NULL, ERR), -EBADF, NULL);
+	expect_fail(btrfslayer_export(c->h, "nope", NULL, fd, 0, NULL, NULL, ERR), -ENOENT, NULL);
+	close(fd);
+	/* applied, the unpacked size is the file's */
+	fd = export_to_memfd(c, "l", NULL);
+	uint64_t unpacked = 0;
+	assert_ok(btrfslayer_create(c->h, "m", NULL, 0, NULL, NULL, 0, ERR));
+	assert_ok(btrfslayer_apply(c->h, "m", fd, 0, NULL, NULL, &unpacked, ERR));
+	assert_int_equal(unpacked, 3000000);
+	close(fd);
+}
+
 int main(void)
 {
 	harness_start();
@@ -443,6 +608,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_apply_hostile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_replaces_symlinks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_arguments, setup, teardown),
 	};
 	if (getenv("BTRFSLAYER_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("BTRFSLAYER_TEST_FILTER"));
