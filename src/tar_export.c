@@ -564,6 +564,44 @@ static void count_total(struct exporter *ex)
 	ex->n_links = 0;
 }
 
+static bool utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
+			(*p & 0xf8) == 0xf0 ? 3 : -1;
+		if (n < 0 || (n == 1 && *p < 0xc2))
+			return false;
+		p++;
+		for (; n > 0; n--, p++)
+			if ((*p & 0xc0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
+/* Whether every name to be written, and every symlink target, is UTF-8. */
+static bool all_utf8(struct exporter *ex)
+{
+	for (size_t i = 0; i < ex->n; i++) {
+		if (!utf8(ex->items[i].path))
+			return false;
+		char dir[PATH_MAX], target[PATH_MAX];
+		const char *name;
+		int dirfd = open_parent(ex, ex->items[i].path, dir, &name);
+		if (dirfd < 0)
+			continue;
+		ssize_t n = readlinkat(dirfd, name, target, sizeof(target) - 1);
+		close(dirfd);
+		if (n > 0) {
+			target[n] = '\0';
+			if (!utf8(target))
+				return false;
+		}
+	}
+	return true;
+}
+
 int bl_tar_export(const struct bl_changes *c, int fd, const char *where,
 		  btrfslayer_progress_fn progress, void *userdata, btrfslayer_error **err)
 {
@@ -584,12 +622,18 @@ int bl_tar_export(const struct bl_changes *c, int fd, const char *where,
 	if (archive_write_set_format_pax_restricted(ex.a) != ARCHIVE_OK ||
 	    archive_write_add_filter_none(ex.a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_in_last_block(ex.a, 1) != ARCHIVE_OK ||
-	    archive_write_set_options(ex.a, "xattrheader=SCHILY") != ARCHIVE_OK ||
-	    archive_write_open_fd(ex.a, fd) != ARCHIVE_OK) {
+	    archive_write_set_options(ex.a, "xattrheader=SCHILY") != ARCHIVE_OK) {
 		r = fail_archive(&ex, "");
 		goto out;
 	}
 	r = build_items(&ex, c);
+	/* names that are not UTF-8 go raw, the archive saying so in each pax
+	 * header (hdrcharset=BINARY): libarchive cannot choose per entry */
+	if (r == 0 && !all_utf8(&ex) &&
+	    archive_write_set_options(ex.a, "hdrcharset=BINARY") != ARCHIVE_OK)
+		r = fail_archive(&ex, "");
+	if (r == 0 && archive_write_open_fd(ex.a, fd) != ARCHIVE_OK)
+		r = fail_archive(&ex, "");
 	if (r == 0)
 		count_total(&ex);
 	for (size_t i = 0; r == 0 && i < ex.n; i++)

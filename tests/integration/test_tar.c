@@ -599,6 +599,56 @@ static void test_export_arguments(void **state)
 	close(fd);
 }
 
+/* The entry names of the tar in fd, one a line. */
+static char *tar_names(int fd)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	struct archive *a = archive_read_new();
+	archive_read_support_format_tar(a);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	assert_int_equal(archive_read_open_fd(a, fd, 10240), ARCHIVE_OK);
+	struct archive_entry *e;
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK)
+		fprintf(f, "%s\n", archive_entry_pathname(e));
+	archive_read_free(a);
+	fclose(f);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	return out;
+}
+
+/* A directory replaced by another: the opaque marker right after it, and
+ * its whole content (an unchanged-looking file too); names that are not
+ * UTF-8 go through. */
+static void test_export_opaque(void **state)
+{
+	struct ctx *c = *state;
+	char p[PATH_MAX], l[PATH_MAX], a[PATH_MAX], cmd[4 * PATH_MAX];
+	assert_ok(btrfslayer_create(c->h, "p", NULL, 0, NULL, NULL, 0, ERR));
+	layer_path(c, "p", p, sizeof(p));
+	snprintf(cmd, sizeof(cmd), "set -e; cd '%s'; mkdir -p rep/old keep; echo a > rep/old/f;"
+		 "echo b > rep/same; touch -d 2020-01-01 rep/same; printf x > \"$(printf 'lat\\351n')\"",
+		 p);
+	run(cmd);
+	assert_ok(btrfslayer_create(c->h, "l", "p", 0, NULL, NULL, 0, ERR));
+	layer_path(c, "l", l, sizeof(l));
+	snprintf(cmd, sizeof(cmd), "set -e; cd '%s'; rm -rf rep; mkdir rep; echo b > rep/same;"
+		 "touch -d 2020-01-01 rep/same; echo new > rep/new; rm \"$(printf 'lat\\351n')\";"
+		 "printf y > \"$(printf 'lat\\351n2')\"", l);
+	run(cmd);
+	int fd = export_to_memfd(c, "l", "p");
+	char *names = tar_names(fd);
+	assert_string_equal(names, ".wh.lat\351n\nlat\351n2\nrep/\nrep/.wh..wh..opq\nrep/new\n"
+			    "rep/same\n");
+	free(names);
+	assert_ok(btrfslayer_create(c->h, "a", "p", 0, NULL, NULL, 0, ERR));
+	assert_ok(btrfslayer_apply(c->h, "a", fd, 0, NULL, NULL, NULL, ERR));
+	close(fd);
+	layer_path(c, "a", a, sizeof(a));
+	assert_same_tree(l, a, false);
+}
+
 int main(void)
 {
 	harness_start();
@@ -610,6 +660,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_apply_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_arguments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_export_opaque, setup, teardown),
 	};
 	if (getenv("BTRFSLAYER_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("BTRFSLAYER_TEST_FILTER"));
