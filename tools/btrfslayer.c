@@ -26,7 +26,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Long-only options get values past any char so that they never alias a
  * short option in getopt's results. */
 enum { OPT_HOME = 256, OPT_JSON, OPT_PARENT, OPT_READ_ONLY, OPT_LABEL,
-       OPT_STORAGE_OPT, OPT_SYNC, OPT_UIDMAP, OPT_GIDMAP };
+       OPT_STORAGE_OPT, OPT_SYNC, OPT_UIDMAP, OPT_GIDMAP, OPT_WALK };
 
 /* A list of borrowed argv strings; sized for the whole argv up front, so
  * adding never reallocates. */
@@ -453,6 +453,67 @@ static int cmd_usage(struct ctx *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* One line per change, as `docker diff` prints them, or a JSON array. */
+struct diff_out {
+	int json;
+	size_t n;
+};
+
+static int print_change(int kind, const char *path, void *userdata)
+{
+	struct diff_out *o = userdata;
+	const char *k = kind == BTRFSLAYER_CHANGE_ADDED ? "A"
+		      : kind == BTRFSLAYER_CHANGE_DELETED ? "D" : "C";
+
+	if (!o->json) {
+		printf("%s %s\n", k, path);
+	} else {
+		printf("%s\n  {\"kind\": \"%s\", \"path\": ", o->n ? "," : "", k);
+		json_string(path);
+		putchar('}');
+	}
+	o->n++;
+	return 0;
+}
+
+static int cmd_diff(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "walk", no_argument, NULL, OPT_WALK },
+		{ NULL, 0, NULL, 0 },
+	};
+	btrfslayer_error *err = NULL;
+	const char *parent = NULL;
+	uint32_t flags = 0;
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = next_opt(argv[0], argc, argv, ":", longopts)) != -1) {
+		if (opt == OPT_JSON)
+			c->json = 1;
+		else if (opt == OPT_PARENT)
+			parent = optarg;
+		else if (opt == OPT_WALK)
+			flags |= BTRFSLAYER_CHANGES_WALK;
+		else
+			return EXIT_USAGE;
+	}
+	rc = check_operands(argv[0], argc, argv, 1, "layer id");
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	struct diff_out o = { .json = c->json };
+	if (o.json)
+		putchar('[');
+	rc = btrfslayer_changes(c->h, argv[optind], parent, flags, print_change, &o, &err);
+	if (o.json)
+		fputs(o.n ? "\n]\n" : "]\n", stdout);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
 /* ---- apply and export: layer tars on stdin and stdout ----------------------- */
 
 /* Progress of apply/export on stderr, when it is a terminal: one line
@@ -543,6 +604,10 @@ static const struct command commands[] = {
 	{ "quota", "ID SIZE|none", "set (or remove) the layer's size limit", cmd_quota },
 	{ "usage", "[--json] [--sync] ID",
 	  "bytes the layer uses, from the quota tree (--sync: commit first)", cmd_usage },
+	{ "diff", "[--parent ID] [--json] [--walk] ID",
+	  "what the layer changed against --parent (else everything is added), as "
+	  "`docker diff` prints it: A, C or D and the path (--walk: compare both "
+	  "trees in full instead of reading the send stream)", cmd_diff },
 	{ "apply", "ID < LAYER.tar", "apply an OCI layer tar (plain, gzip, zstd) to the layer",
 	  cmd_apply },
 	{ "export", "[--parent ID] ID > LAYER.tar",
@@ -570,7 +635,7 @@ static void print_help(void)
 	       "                  host id H, for N ids (repeatable); without maps,\n"
 	       "                  a home's recorded maps are used\n"
 	       "  --gidmap C:H:N  the same for gids\n"
-	       "  --json          JSON output for ls, status and usage\n"
+	       "  --json          JSON output for ls, status, usage and diff\n"
 	       "  -v, --verbose   print the library's info and debug messages\n"
 	       "  -h, --help      show this help\n\n"
 	       "Commands:\n");
