@@ -552,17 +552,24 @@ static bool entry_has_xattr(struct archive_entry *e, const char *name)
  * are restored (so a security.selinux label stays). */
 static int drop_other_xattrs(struct applier *ap, struct archive_entry *e, int fd)
 {
-	char list[65536];
-	ssize_t len = flistxattr(fd, list, sizeof(list));
+	ssize_t len = flistxattr(fd, NULL, 0);
+	if (len <= 0)
+		return len == 0 || errno == ENOTSUP ? 0 : entry_fail(ap, -errno, "list its xattrs");
+	char *list = malloc((size_t)len);
+	if (!list)
+		return entry_fail(ap, -ENOMEM, "list its xattrs");
+	int r = 0;
+	len = flistxattr(fd, list, (size_t)len);
 	if (len < 0)
-		return errno == ENOTSUP ? 0 : entry_fail(ap, -errno, "list its xattrs");
-	for (char *p = list; p < list + len; p += strlen(p) + 1) {
+		r = entry_fail(ap, -errno, "list its xattrs");
+	for (char *p = list; r == 0 && p < list + len; p += strlen(p) + 1) {
 		if (!xattr_wanted(p) || entry_has_xattr(e, p))
 			continue;
 		if (fremovexattr(fd, p) < 0 && errno != ENODATA)
-			return entry_fail(ap, -errno, "remove an xattr it no longer has");
+			r = entry_fail(ap, -errno, "remove an xattr it no longer has");
 	}
-	return 0;
+	free(list);
+	return r;
 }
 
 /* Owner, mode and xattrs of a regular file or directory through its fd:

@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <linux/limits.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -242,30 +243,35 @@ static int add_xattrs(struct exporter *ex, struct archive_entry *e, int dirfd,
 {
 	char proc[64 + NAME_MAX];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dirfd, name);
-	char *list = NULL;
 	ssize_t len = llistxattr(proc, NULL, 0);
 	if (len < 0)
 		return errno == ENOTSUP ? 0 : fail_at(ex, -errno, path, "list its xattrs");
 	if (len == 0)
 		return 0;
-	list = malloc((size_t)len + 1);
-	if (!list)
-		return -ENOMEM;
+	char *list = malloc((size_t)len + 1), **names = NULL, *value = NULL;
+	int r = 0;
+	if (!list) {
+		r = fail_at(ex, -ENOMEM, path, "list its xattrs");
+		goto out;
+	}
 	len = llistxattr(proc, list, (size_t)len);
 	if (len < 0) {
-		free(list);
-		return fail_at(ex, -errno, path, "list its xattrs");
+		r = fail_at(ex, -errno, path, "list its xattrs");
+		goto out;
 	}
-	char *names[512];
 	size_t n = 0;
-	for (char *p = list; p < list + len && n < 512; p += strlen(p) + 1)
+	names = calloc((size_t)len, sizeof(*names));	/* at most one per byte */
+	value = malloc(XATTR_SIZE_MAX);
+	if (!names || !value) {
+		r = fail_at(ex, -ENOMEM, path, "read its xattrs");
+		goto out;
+	}
+	for (char *p = list; p < list + len; p += strlen(p) + 1)
 		if (xattr_exported(p))
 			names[n++] = p;
 	qsort(names, n, sizeof(*names), cmp_names);
-	int r = 0;
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		char value[65536];
-		ssize_t vl = lgetxattr(proc, names[i], value, sizeof(value));
+		ssize_t vl = lgetxattr(proc, names[i], value, XATTR_SIZE_MAX);
 		if (vl < 0 && errno == ENODATA)
 			continue;	/* gone meanwhile */
 		if (vl < 0)
@@ -273,6 +279,9 @@ static int add_xattrs(struct exporter *ex, struct archive_entry *e, int dirfd,
 		else
 			archive_entry_xattr_add_entry(e, names[i], value, (size_t)vl);
 	}
+out:
+	free(value);
+	free(names);
 	free(list);
 	return r;
 }

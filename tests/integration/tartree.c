@@ -94,7 +94,7 @@ static char *xattrs_of(const char *path)
 	ssize_t len = llistxattr(path, names, sizeof(names));
 	if (len < 0)
 		return fmt("(llistxattr: %s)", strerror(errno));
-	const char *v[256];
+	const char *v[256] = { NULL };
 	size_t n = 0;
 	for (ssize_t i = 0; i < len && n < 256; i += (ssize_t)strlen(names + i) + 1)
 		if (strcmp(names + i, "security.selinux"))
@@ -240,7 +240,7 @@ char *tree_diff(const char *a, const char *b, bool dir_times)
 
 static uint64_t rng;
 
-static uint64_t next(void)
+static uint64_t rng_next(void)
 {
 	rng ^= rng << 13;
 	rng ^= rng >> 7;
@@ -250,7 +250,7 @@ static uint64_t next(void)
 
 static unsigned pick(unsigned n)
 {
-	return n ? (unsigned)(next() % n) : 0;
+	return n ? (unsigned)(rng_next() % n) : 0;
 }
 
 /* The paths (relative) of the tree at top: dirs and others apart. */
