@@ -537,7 +537,7 @@ static int write_item(struct exporter *ex, const struct item *it)
 	if (r == 0 && it->opaque) {
 		char marker[PATH_MAX + sizeof(OPAQUE)];
 		snprintf(marker, sizeof(marker), "%s/", path);
-		r = write_whiteout(ex, marker, OPAQUE + strlen(WHITEOUT));
+		r = write_whiteout(ex, marker, &OPAQUE[sizeof(WHITEOUT) - 1]);
 	}
 out:
 	if (e)
