@@ -65,7 +65,7 @@ bl create base && P=$(bl path base)
 mkdir -p "$P/etc" "$P/gone" && echo base > "$P/etc/conf" && echo x > "$P/gone/f"
 bl create top --parent base && T=$(bl path top)
 echo changed > "$T/etc/conf" && rm -rf "$T/gone" && mkfifo "$T/fifo" &&
-	ln -s /etc/passwd "$T/link" && chown 123:456 "$T/etc/conf"
+	ln -s /nonexistent/abs "$T/link" && chown 123:456 "$T/etc/conf"
 
 check "export --parent writes a tar" 'bl export --parent base top > "$TMP/top.tar"'
 check "the tar lists the changes and the whiteout" \

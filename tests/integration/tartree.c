@@ -374,7 +374,10 @@ static void make_one(const char *top, const char *rel_dir)
 		}
 		break;
 	case 4: {
-		static const char *const targets[] = { "../a", "/etc/passwd", "b", "x/y/z", "." };
+		/* never a file outside the tree: a mutation that followed a
+		 * link by mistake could only miss */
+		static const char *const targets[] = { "../a", "/nonexistent/abs", "b", "x/y/z",
+						       "." };
 		symlink(targets[pick(5)], path);
 		break;
 	}
@@ -489,6 +492,9 @@ int tree_mutate(const char *dir, uint64_t seed, unsigned n)
 		case 3:	/* chmod, chown */
 			if (file) {
 				join(path, dir, file, NULL);
+				struct stat st;
+				if (lstat(path, &st) < 0 || S_ISLNK(st.st_mode))
+					break;	/* chmod would follow it */
 				if (pick(2))
 					fchmodat(AT_FDCWD, path, pick(2) ? 0640 : 0751, 0);
 				else
