@@ -47,10 +47,11 @@
 #ifndef SYS_getxattrat
 #define SYS_getxattrat 464	/* Linux 6.13, the same number on every arch */
 #endif
+/* struct xattr_args of the kernel (read by it, not by us) */
 struct xattr_args_v0 {
-	uint64_t value;
-	uint32_t size;
-	uint32_t flags;
+	uint64_t value;	/* cppcheck-suppress unusedStructMember */
+	uint32_t size;	/* cppcheck-suppress unusedStructMember */
+	uint32_t flags;	/* cppcheck-suppress unusedStructMember */
 };
 
 /* security.capability of `name` in dirfd ("" for dirfd itself), without

@@ -524,7 +524,7 @@ static bool over_limit(struct pipe_drain *d)
 static void *drain_pipe(void *arg)
 {
 	struct pipe_drain *d = arg;
-	uint8_t scratch[4096];
+	uint8_t scratch[4096] = { 0 };
 	for (;;) {
 		if (!d->error && d->cap - d->len < 65536) {
 			size_t cap = d->cap ? 2 * d->cap : 1 << 20;
