@@ -619,9 +619,10 @@ struct bl_changes {
 	struct bl_change *v;
 	size_t n;
 	int layer_fd;		/* root of the layer as the changes describe it:
-				 * a read-only snapshot taken for the call (or
-				 * the layer itself when it is read-only, or
-				 * with BTRFSLAYER_CHANGES_WALK) */
+				 * a read-only snapshot taken for the call, or
+				 * the layer itself (when it is read-only, or
+				 * when the changes were walked: WALK, no parent,
+				 * or the send did not serve) */
 	int parent_fd;		/* likewise for the parent; -1 without one */
 	bool by_send;		/* computed from the send stream (else walked) */
 	/* temporaries to drop (reserved names in subvolumes/; "" if none) */
