@@ -508,9 +508,52 @@ typedef int (*btrfslayer_change_fn)(int kind, const char *path, void *userdata);
  * unknown). */
 typedef void (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
+/*
+ * Call fn once per path that layer `id` changed relative to layer `parent`,
+ * in path order (strcmp of the paths, so a directory comes before what it
+ * holds), with the semantics of Docker's archive.ChangesDirs, which
+ * `docker diff` shows:
+ *   BTRFSLAYER_CHANGE_ADDED     in the layer, not in the parent; so is
+ *                               everything below an added directory;
+ *   BTRFSLAYER_CHANGE_DELETED   in the parent, not in the layer, where its
+ *                               directory is still a directory: only the top
+ *                               of a deleted subtree is reported;
+ *   BTRFSLAYER_CHANGE_MODIFIED  in both, with a different mode (file type
+ *                               included), uid, gid, rdev or
+ *                               security.capability, or, for a non-directory,
+ *                               a different size or mtime (mtimes that agree
+ *                               on the second are equal when either has 0
+ *                               nanoseconds, as Docker has it for tar); and
+ *                               every directory that holds a change.
+ * The root is never reported.  parent NULL: everything in the layer is
+ * added.  Nested subvolumes are walked into like directories.
+ * How: when the layer is a snapshot of the parent (as a container is of its
+ * image) and neither holds nested subvolumes, from the btrfs send stream
+ * between the two (BTRFS_IOC_SEND without file data): only the paths it
+ * names are looked at, so the cost follows the number of changes, not of
+ * files.  A writable layer or parent is first snapshotted read-only, O(1),
+ * under a reserved name (HOME/subvolumes/.tmp-*, deleted before the call
+ * returns, or by the next open's sweep after a crash).  Otherwise, without
+ * CAP_SYS_ADMIN, or with BTRFSLAYER_CHANGES_WALK, both trees are walked in
+ * full, with the same result.  A layer that is being written to meanwhile
+ * gives the changes of one moment of it (the send) or of the walk's pass.
+ * fn: called with the kind, the path ("/a/b") and userdata; a non-zero
+ *   return stops the calls, and btrfslayer_changes() returns that value.
+ * flags: BTRFSLAYER_CHANGES_*; unknown bits are -EINVAL.
+ * Errors: -EINVAL (bad id, flags or a NULL fn), -ENOENT (no such layer or
+ * parent), or the errno of the failing step, named in the message.
+ * Privilege: reading both layers; the send stream needs CAP_SYS_ADMIN
+ * (without it the call walks).  Changes nothing but the temporaries.
+ */
 BTRFSLAYER_API int btrfslayer_changes(btrfslayer *h, const char *id, const char *parent,
 				      uint32_t flags, btrfslayer_change_fn fn, void *userdata,
 				      btrfslayer_error **err);
+/* *size = the bytes of layer `id`'s changes against `parent` (NULL: all of
+ * the layer), as Docker's DiffSize: the size (st_size) of every added or
+ * modified path that is not a directory (a symlink counts its target's
+ * length), an inode with several links counted once.  Found as
+ * btrfslayer_changes() finds the changes, with the same errors and
+ * privilege. */
 BTRFSLAYER_API int btrfslayer_diff_size(btrfslayer *h, const char *id, const char *parent,
 					uint64_t *size, btrfslayer_error **err);
 /*

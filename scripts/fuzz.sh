@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-	targets=(size options id quotafile apply)
+	targets=(size options id quotafile sendstream apply)
 fi
 
 echo "fuzz: building build-fuzz/"

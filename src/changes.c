@@ -47,10 +47,11 @@
 #ifndef SYS_getxattrat
 #define SYS_getxattrat 464	/* Linux 6.13, the same number on every arch */
 #endif
+/* struct xattr_args of the kernel (read by it, not by us) */
 struct xattr_args_v0 {
-	uint64_t value;
-	uint32_t size;
-	uint32_t flags;
+	uint64_t value;	/* cppcheck-suppress unusedStructMember */
+	uint32_t size;	/* cppcheck-suppress unusedStructMember */
+	uint32_t flags;	/* cppcheck-suppress unusedStructMember */
 };
 
 /* security.capability of `name` in dirfd ("" for dirfd itself), without
@@ -335,16 +336,19 @@ static int read_only_tree(btrfslayer *h, const char *id, int *fd, char tmp[BL_RE
 	return 0;
 }
 
-static int by_send(btrfslayer *h, const char *id, const char *parent, struct bl_changes *c,
-		   struct bl_change_list *l, btrfslayer_error **err)
+static int by_send(btrfslayer *h, const char *id, const char *parent, bool no_limit,
+		   struct bl_changes *c, struct bl_change_list *l, btrfslayer_error **err)
 {
 	int r = read_only_tree(h, id, &c->layer_fd, c->layer_tmp, err);
 	if (r == 0)
 		r = read_only_tree(h, parent, &c->parent_fd, c->parent_tmp, err);
 	if (r < 0)
 		return r;
-	r = bl_changes_send(c->layer_fd, c->parent_fd, l);
-	if (r < 0) {
+	r = bl_changes_send(c->layer_fd, c->parent_fd, no_limit, l);
+	if (r == -E2BIG)
+		bl_fail_msg(err, r, "changes: %s: more changes than the send stream is worth "
+			    "(the walk is faster)", id);
+	if (r < 0 && r != -E2BIG) {
 		char path[PATH_MAX];
 		bl_layer_path(h, id, path, sizeof(path));
 		bl_fail(err, r, "changes: %s: from the send stream against %s", path, parent);
@@ -383,13 +387,22 @@ int bl_changes_get(btrfslayer *h, const char *id, const char *parent, uint32_t f
 		walk = true;
 	if (!walk) {
 		btrfslayer_error *send_err = NULL;
-		r = by_send(h, id, parent, out, &l, &send_err);
+		/* the layers themselves, for a walk after all: their inodes are
+		 * cached, a fresh snapshot's are not */
+		int live[2] = { dup(out->layer_fd), dup(out->parent_fd) };
+		r = live[0] < 0 || live[1] < 0 ? bl_fail(&send_err, -errno, "changes: %s", id) : 0;
+		if (r == 0)
+			r = by_send(h, id, parent, flags & BL_CHANGES_SEND_ONLY, out, &l, &send_err);
 		out->by_send = r == 0;
-		if (r < 0 && !(flags & BL_CHANGES_SEND_ONLY)) {
-			/* the walk gives the same answer, slower */
+		if (r < 0 && !(flags & BL_CHANGES_SEND_ONLY) && live[0] >= 0 && live[1] >= 0) {
+			/* the walk gives the same answer */
 			bl_log(BTRFSLAYER_LOG_DEBUG, "%s; walking both trees instead",
 			       btrfslayer_error_message(send_err));
 			bl_change_list_free(&l);
+			bl_changes_release(h, out);
+			out->layer_fd = live[0];
+			out->parent_fd = live[1];
+			live[0] = live[1] = -1;
 			walk = true;
 			r = 0;
 		} else if (r < 0 && err) {
@@ -397,6 +410,9 @@ int bl_changes_get(btrfslayer *h, const char *id, const char *parent, uint32_t f
 			send_err = NULL;
 		}
 		btrfslayer_error_free(send_err);
+		for (int i = 0; i < 2; i++)
+			if (live[i] >= 0)
+				close(live[i]);
 	}
 	if (walk && r == 0) {
 		r = bl_changes_walk(out->layer_fd, out->parent_fd, "/", &l);

@@ -115,6 +115,7 @@ static int walk_entry(int layer_dir, int parent_dir, const char *dir, const char
 {
 	char path[PATH_MAX];
 	struct bl_entry now, before;
+	now.exists = false;
 	int r = join(path, sizeof(path), dir, name);
 	if (r == 0)
 		r = bl_entry_at(layer_dir, name, &now);

@@ -398,7 +398,14 @@ void bl_subvolumes_free(struct bl_subvolume *subvolumes, size_t n);
  * subvolume parent_fd (-1: a full stream), without file data
  * (BTRFS_SEND_FLAG_NO_FILE_DATA), protocol `version` (0: the kernel's
  * default), into *out (malloc()ed, *len bytes).  CAP_SYS_ADMIN. */
-int bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint8_t **out, size_t *len);
+int bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint64_t max_commands,
+		  uint8_t **out, size_t *len);
+/* (bl_ioctl_send: past max_commands commands (0: no limit) the send is cut
+ * short and -ECANCELED returned.) */
+/* The highest inode number of the subvolume fd is in (tree search):
+ * inode numbers are handed out in order, so it bounds the inode count.
+ * CAP_SYS_ADMIN. */
+int bl_ioctl_highest_inode(int fd, uint64_t *ino);
 /* Every path ("a/b", relative to the subvolume fd is in) of inode `ino`
  * (BTRFS_IOC_INO_PATHS): *out holds *n malloc()ed strings, freed with
  * bl_strv_free().  CAP_SYS_ADMIN. */
@@ -613,9 +620,10 @@ struct bl_changes {
 	struct bl_change *v;
 	size_t n;
 	int layer_fd;		/* root of the layer as the changes describe it:
-				 * a read-only snapshot taken for the call (or
-				 * the layer itself when it is read-only, or
-				 * with BTRFSLAYER_CHANGES_WALK) */
+				 * a read-only snapshot taken for the call, or
+				 * the layer itself (when it is read-only, or
+				 * when the changes were walked: WALK, no parent,
+				 * or the send did not serve) */
 	int parent_fd;		/* likewise for the parent; -1 without one */
 	bool by_send;		/* computed from the send stream (else walked) */
 	/* temporaries to drop (reserved names in subvolumes/; "" if none) */
@@ -676,8 +684,16 @@ int bl_changes_walk(int layer_fd, int parent_fd, const char *path, struct bl_cha
  * subvolume parent_fd (its snapshot ancestor), from the send stream and a
  * look at each path it names, appended to l.  -EOPNOTSUPP when the send
  * is not possible (no CAP_SYS_ADMIN), -EBADMSG when the stream says what
- * the mapping does not understand: the caller walks instead. */
-int bl_changes_send(int layer_fd, int parent_fd, struct bl_change_list *l);
+ * the mapping does not understand, -E2BIG when the stream runs so long
+ * that the walk would be faster (unless no_limit): the caller walks
+ * instead. */
+int bl_changes_send(int layer_fd, int parent_fd, bool no_limit, struct bl_change_list *l);
+/* The stream's replay alone (no I/O but INO_PATHS on layer_fd; -1: none):
+ * the sorted paths ("/a/b") whose subtree is to be walked (*roots) and
+ * those to look at (*paths), each freed with bl_strv_free().  -EBADMSG
+ * for a stream that is malformed or does not replay. */
+int bl_send_replay(const uint8_t *stream, size_t len, int layer_fd, char ***roots,
+		   size_t *n_roots, char ***paths, size_t *n_paths);
 
 /* ---- beneath.c: names directly below a directory fd -------------------- */
 

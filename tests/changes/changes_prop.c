@@ -494,6 +494,59 @@ static void on_log(int level, const char *message, void *userdata)
 		fprintf(stderr, "log: %s\n", message);
 }
 
+struct counting {
+	const struct bl_changes *want;
+	size_t n;
+	size_t stop_at;
+};
+
+static int count_change(int kind, const char *path, void *userdata)
+{
+	struct counting *c = userdata;
+	if (c->n >= c->want->n || kind != c->want->v[c->n].kind ||
+	    strcmp(path, c->want->v[c->n].path))
+		die("btrfslayer_changes() called back with %d %s, not as listed", kind, path);
+	return ++c->n == c->stop_at ? 7 : 0;
+}
+
+/* The public calls agree with the list: the same callbacks in the same
+ * order, a non-zero return stops them and is returned, and diff_size adds
+ * up the non-directories added or modified (each inode once). */
+static void public_calls(btrfslayer *h, const char *child, const char *parent,
+			 const struct bl_changes *want)
+{
+	btrfslayer_error *err = NULL;
+	struct counting c = { .want = want };
+	ok(btrfslayer_changes(h, child, parent, 0, count_change, &c, &err), err, "changes");
+	if (c.n != want->n)
+		die("btrfslayer_changes() called back %zu times, not %zu", c.n, want->n);
+	if (want->n > 1) {
+		c = (struct counting){ .want = want, .stop_at = 1 };
+		if (btrfslayer_changes(h, child, parent, 0, count_change, &c, NULL) != 7 || c.n != 1)
+			die("a callback's non-zero return did not stop btrfslayer_changes()");
+	}
+	uint64_t size = 0, expected = 0;
+	ino_t seen[MAX_PATHS];
+	size_t n_seen = 0;
+	for (size_t i = 0; i < want->n; i++) {
+		struct stat st;
+		if (want->v[i].kind == BTRFSLAYER_CHANGE_DELETED || S_ISDIR(want->v[i].mode) ||
+		    fstatat(want->layer_fd, want->v[i].path + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < n_seen && st.st_nlink > 1; k++)
+			dup |= seen[k] == st.st_ino;
+		if (dup)
+			continue;
+		if (st.st_nlink > 1 && n_seen < MAX_PATHS)
+			seen[n_seen++] = st.st_ino;
+		expected += (uint64_t)st.st_size;
+	}
+	ok(btrfslayer_diff_size(h, child, parent, &size, &err), err, "diff size");
+	if (size != expected)
+		die("diff size of %s: %" PRIu64 ", expected %" PRIu64, child, size, expected);
+}
+
 int main(void)
 {
 	harness_start();
@@ -558,6 +611,8 @@ int main(void)
 				die("case %u: the send stream and the walk disagree", done);
 			}
 			changes_total += (unsigned)by_send.n;
+			if (done % 10 == 0)
+				public_calls(h, child, parent, &by_walk);
 			bl_changes_release(h, &by_send);
 			bl_changes_release(h, &by_walk);
 			free(journal);
