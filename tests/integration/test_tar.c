@@ -186,12 +186,30 @@ static void make_source(const char *dir)
 	run(cmd);
 }
 
+/* Progress: never going back, the total as given (userdata: last done,
+ * last total, calls). */
+static void progress_fn(uint64_t done, uint64_t total, void *userdata)
+{
+	uint64_t *last = userdata;
+	assert_true(done >= last[0]);
+	last[0] = done;
+	last[1] = total;
+	last[2]++;
+}
+
 static void apply_tar_file(struct ctx *c, const char *id, const char *tar, uint64_t *unpacked)
 {
 	int fd = open(tar, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_ok(btrfslayer_apply(c->h, id, fd, 0, NULL, NULL, unpacked, ERR));
+	uint64_t seen[3] = { 0, 0, 0 };
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_ok(btrfslayer_apply(c->h, id, fd, 0, progress_fn, seen, unpacked, ERR));
 	close(fd);
+	/* told at the end at least, with the archive's size as the total */
+	assert_true(seen[2] >= 1);
+	assert_int_equal(seen[1], st.st_size);
+	assert_true(seen[0] > 0 && seen[0] <= (uint64_t)st.st_size);
 }
 
 static void test_apply_gnu_tar(void **state)
@@ -563,15 +581,6 @@ static void test_export_roundtrip(void **state)
 }
 
 /* Progress is told, ends at its total, and export checks its arguments. */
-static void progress_fn(uint64_t done, uint64_t total, void *userdata)
-{
-	uint64_t *last = userdata;
-	assert_true(done >= last[0]);
-	last[0] = done;
-	last[1] = total;
-	last[2]++;
-}
-
 static void test_export_arguments(void **state)
 {
 	struct ctx *c = *state;
