@@ -446,8 +446,9 @@ static int whiteout(struct applier *ap, char *path, const char *base)
 {
 	const char *name;
 	bool opaque = !strcmp(base, OPAQUE);
-	if (!opaque && !base[strlen(WHITEOUT)])
-		return entry_refuse(ap, -EINVAL, "a whiteout of no name");
+	const char *gone = base + strlen(WHITEOUT);
+	if (!opaque && (!*gone || !strcmp(gone, ".") || !strcmp(gone, "..")))
+		return entry_refuse(ap, -EINVAL, "a whiteout of no name, \".\" or \"..\"");
 	int dirfd = open_parent(ap, path, false, &name);
 	if (dirfd == -ENOENT)
 		return 0;	/* its directory is gone already */
@@ -461,7 +462,7 @@ static int whiteout(struct applier *ap, char *path, const char *base)
 		dir[len] = '\0';
 		r = make_opaque(ap, dirfd, dir, len);
 	} else {
-		r = remove_at(dirfd, name + strlen(WHITEOUT));
+		r = remove_at(dirfd, name + strlen(WHITEOUT));	/* = gone */
 	}
 	close(dirfd);
 	return r < 0 ? entry_fail(ap, r, opaque ? "empty the opaque directory" : "remove")

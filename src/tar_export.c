@@ -168,26 +168,45 @@ static int add_subtree(struct exporter *ex, int dirfd, char *path, size_t len)
 	return r;
 }
 
+/* Whether path lies below one of the n replaced directories in dirs. */
+static bool below_any(const char *path, char *const *dirs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (below(path, dirs[i]))
+			return true;
+	return false;
+}
+
 /* The change list as tar entries: a replaced directory's content whole
  * (after its opaque marker), the rest as reported. */
 static int build_items(struct exporter *ex, const struct bl_changes *c)
 {
-	const char *opaque_dir = NULL;	/* the last replaced directory */
-	for (size_t i = 0; i < c->n; i++) {
+	/* the replaced directories so far (strcmp order does not keep a
+	 * directory's content together: "a.txt" sorts between "a" and "a/b") */
+	char **opaque = NULL;
+	size_t n_opaque = 0;
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < c->n; i++) {
 		const struct bl_change *ch = &c->v[i];
 		const char *path = ch->path + (ch->path[0] == '/');
-		if (!*path)
-			continue;	/* the root: never an entry */
-		if (opaque_dir && below(path, opaque_dir))
-			continue;	/* listed with its directory */
-		bool opaque = ch->kind != BTRFSLAYER_CHANGE_DELETED && ch->replaced &&
-			      S_ISDIR(ch->mode) && S_ISDIR(ch->parent_mode);
-		int r = add_item(ex, path, ch->kind, opaque);
-		if (r < 0)
-			return fail_at(ex, r, path, "list it");
-		if (!opaque)
+		if (!*path || below_any(path, opaque, n_opaque))
+			continue;	/* the root, or listed with its directory */
+		bool replaced = ch->kind != BTRFSLAYER_CHANGE_DELETED && ch->replaced &&
+				S_ISDIR(ch->mode) && S_ISDIR(ch->parent_mode);
+		r = add_item(ex, path, ch->kind, replaced);
+		if (r < 0) {
+			r = fail_at(ex, r, path, "list it");
+			break;
+		}
+		if (!replaced)
 			continue;
-		opaque_dir = ex->items[ex->n - 1].path;
+		char **grown = realloc(opaque, (n_opaque + 1) * sizeof(*opaque));
+		if (!grown) {
+			r = fail_at(ex, -ENOMEM, path, "list it");
+			break;
+		}
+		opaque = grown;
+		opaque[n_opaque++] = ex->items[ex->n - 1].path;
 		char buf[PATH_MAX];
 		snprintf(buf, sizeof(buf), "%s", path);
 		int fd = bl_open_path_beneath(ex->root, buf);
@@ -195,12 +214,14 @@ static int build_items(struct exporter *ex, const struct bl_changes *c)
 		if (fd >= 0)
 			close(fd);
 		if (r < 0)
-			return fail_at(ex, r, path, "list the replaced directory");
+			r = fail_at(ex, r, path, "list the replaced directory");
 	}
+	free(opaque);
 	/* the change list is sorted, but a replaced directory's content was
 	 * added in directory order */
-	qsort(ex->items, ex->n, sizeof(*ex->items), cmp_items);
-	return 0;
+	if (r == 0)
+		qsort(ex->items, ex->n, sizeof(*ex->items), cmp_items);
+	return r;
 }
 
 /* ---- entries ------------------------------------------------------------------ */

@@ -349,6 +349,13 @@ static void test_apply_hostile(void **state)
 	const struct ent link_via[] = { { AE_IFLNK, "a", escape_through },
 					{ 'h', "h", "a/f644" }, { 0, 0, 0 } };
 	expect_refused(c, "link-via", make_tar(link_via), -ELOOP, "symbolic link");
+	/* whiteouts of "." and "..": the directory itself, its parent */
+	const struct ent wh_dot[] = { { AE_IFDIR, "d", NULL }, { AE_IFREG, "d/.wh..", NULL },
+				      { 0, 0, 0 } };
+	expect_refused(c, "wh-dot", make_tar(wh_dot), -EINVAL, "whiteout of no name");
+	const struct ent wh_dotdot[] = { { AE_IFDIR, "d", NULL }, { AE_IFREG, "d/.wh...", NULL },
+					 { 0, 0, 0 } };
+	expect_refused(c, "wh-dotdot", make_tar(wh_dotdot), -EINVAL, "\"d/.wh...\"");
 	/* a name past PATH_MAX in a pax header */
 	char *longname = malloc(8192);
 	for (int i = 0; i < 8190; i++)
