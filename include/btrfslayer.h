@@ -672,21 +672,137 @@ typedef int (*btrfslayer_change_fn)(int kind, const char *path, void *userdata);
 
 /* Progress of export and apply: bytes done so far, and the total (0 when
  * unknown).  Return 0 to go on; any other value stops the call, which then
- * returns -ECANCELED (after taking back what it made, as on any failure). */
+ * returns -ECANCELED and ends as it does on any other failure (see export
+ * and apply). */
 typedef int (*btrfslayer_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
 /* No flags are defined yet for export and apply: any bit is -EINVAL. */
 #define BTRFSLAYER_EXPORT_MASK UINT32_C(0)
 #define BTRFSLAYER_APPLY_MASK UINT32_C(0)
 
+/*
+ * Call fn once per path that layer `id` changed relative to layer `parent`,
+ * in path order (strcmp of the paths, so a directory comes before what it
+ * holds), with the semantics of Docker's archive.ChangesDirs, which
+ * `docker diff` shows:
+ *   BTRFSLAYER_CHANGE_ADDED     in the layer, not in the parent; so is
+ *                               everything below an added directory;
+ *   BTRFSLAYER_CHANGE_DELETED   in the parent, not in the layer, where its
+ *                               directory is still a directory: only the top
+ *                               of a deleted subtree is reported;
+ *   BTRFSLAYER_CHANGE_MODIFIED  in both, with a different mode (file type
+ *                               included), uid, gid, rdev or
+ *                               security.capability, or, for a non-directory,
+ *                               a different size or mtime (mtimes that agree
+ *                               on the second are equal when either has 0
+ *                               nanoseconds, as Docker has it for tar); and
+ *                               every directory that holds a change.
+ * The root is never reported.  parent NULL: everything in the layer is
+ * added.  Nested subvolumes are walked into like directories.
+ * How: when the layer is a snapshot of the parent (as a container is of its
+ * image) and neither holds nested subvolumes, from the btrfs send stream
+ * between the two (BTRFS_IOC_SEND without file data): only the paths it
+ * names are looked at, so the cost follows the number of changes, not of
+ * files.  A writable layer or parent is first snapshotted read-only, O(1),
+ * under a reserved name (HOME/subvolumes/.tmp-*, deleted before the call
+ * returns, or by the next open's sweep after a crash).  Otherwise, without
+ * CAP_SYS_ADMIN, or with BTRFSLAYER_CHANGES_WALK, both trees are walked in
+ * full, with the same result.  A layer that is being written to meanwhile
+ * gives the changes of one moment of it (the send) or of the walk's pass.
+ * fn: called with the kind, the path ("/a/b") and userdata; a non-zero
+ *   return stops the calls, and btrfslayer_changes() returns that value.
+ * flags: BTRFSLAYER_CHANGES_*; unknown bits are -EINVAL.
+ * Errors: -EINVAL (bad id, flags or a NULL fn), -ENOENT (no such layer or
+ * parent), or the errno of the failing step, named in the message.
+ * Privilege: reading both layers; the send stream needs CAP_SYS_ADMIN
+ * (without it the call walks).  Changes nothing but the temporaries.
+ */
 BTRFSLAYER_API int btrfslayer_changes(btrfslayer *h, const char *id, const char *parent,
 				      uint32_t flags, btrfslayer_change_fn fn, void *userdata,
 				      btrfslayer_error **err);
+/* *size = the bytes of layer `id`'s changes against `parent` (NULL: all of
+ * the layer), as Docker's DiffSize: the size (st_size) of every added or
+ * modified path that is not a directory (a symlink counts its target's
+ * length), an inode with several links counted once.  Found as
+ * btrfslayer_changes() finds the changes, with the same errors and
+ * privilege. */
 BTRFSLAYER_API int btrfslayer_diff_size(btrfslayer *h, const char *id, const char *parent,
 					uint64_t *size, btrfslayer_error **err);
+/*
+ * Write layer `id`'s changes against layer `parent` (NULL: the whole layer)
+ * to fd as an OCI image-layer tar, uncompressed (pax format, ustar headers
+ * wherever they suffice; libarchive writes it), which docker load/push and
+ * every OCI tool read:
+ * - the paths btrfslayer_changes() reports as added or modified, as
+ *   entries: directories, regular files (holes as a sparse map, not as
+ *   zeros), symlinks, hard links (a second path of an inode is a link to
+ *   the first one written, or to an unchanged path the parent has),
+ *   character and block devices, fifos (sockets are left out); numeric
+ *   owners, the mode, the mtime in whole seconds (as Docker), and the
+ *   xattrs user.*, trusted.* and security.* but security.selinux (file
+ *   capabilities among them) as SCHILY.xattr pax records;
+ * - a deleted path as a whiteout, "<dir>/.wh.<name>";
+ * - a directory replaced by another one (same path, another inode) as the
+ *   directory, "<dir>/.wh..wh..opq" and everything it holds.
+ * The same layer and parent always give the same bytes (and digest):
+ * entries sorted by path, no user or group names, no atime or ctime.
+ * Names that are not UTF-8 are written raw (pax hdrcharset=BINARY).
+ * The files are read from a read-only snapshot when the changes come from
+ * the send stream (see btrfslayer_changes()); otherwise from the layer
+ * itself, which should then not be written to meanwhile.
+ * fd: where the tar goes (a file, a pipe, a socket), written from where it
+ *   is; not closed.  flags: none yet (0), else -EINVAL.
+ * progress: when not NULL, called now and then (about every MiB) and at the
+ *   end with the bytes of file data written and their total; userdata is
+ *   passed to it.
+ * Errors: -EINVAL (bad id, parent or flags), -EBADF (fd < 0), -ENOENT (no
+ * such layer or parent), the errno of a failing read or write, each
+ * naming the path and step.  What was written to fd before a failure is
+ * not a whole tar.  Writing to a pipe whose reader is gone raises SIGPIPE
+ * unless the caller ignores it (-EPIPE then).
+ * Privilege: reading the layers (root for files only root can read); the
+ * send stream and the snapshots need CAP_SYS_ADMIN, else the trees are
+ * walked.  Changes nothing in the store.
+ */
 BTRFSLAYER_API int btrfslayer_export(btrfslayer *h, const char *id, const char *parent,
 				     int fd, uint32_t flags, btrfslayer_progress_fn progress,
 				     void *userdata, btrfslayer_error **err);
+/*
+ * Apply the OCI image-layer tar read from fd (plain, gzip or zstd; ustar,
+ * pax or GNU tar) to writable layer `id`, as a runtime does on a pull:
+ * entries are made with their owner (numeric ids, as stored), mode, mtime
+ * and xattrs (user.*, trusted.*, security.* but security.selinux), hard
+ * links, symlinks, devices, fifos and sparse files included; an entry
+ * replaces what is at its path (a directory over a directory is kept and
+ * takes the entry's metadata); missing parent directories are made (0755).
+ * Whiteouts: "<dir>/.wh.<name>" deletes <name> (a directory with its
+ * content); "<dir>/.wh..wh..opq" empties <dir> of everything this tar did
+ * not put there.  Whiteout entries themselves are not made.
+ * Safety: every file is made beneath the layer's root through directory fds
+ * (openat2 RESOLVE_BENEATH, no symlink or mount point crossed), never by a
+ * path string.  An entry with an absolute name, a ".." component, a name
+ * that leads through a symlink or a non-directory inside the layer, or a
+ * hard link whose target is not a file inside the layer is refused, as is a
+ * bad, truncated or oversized header: the call stops at the first such
+ * entry with an error naming it, and nothing outside the layer is written.
+ * What the entries before it made stays in the layer: remove the layer (as
+ * a runtime does with a failed pull).
+ * fd: the tar, read from where it is to its end; not closed.  flags: none
+ * yet (0), else -EINVAL.  progress: when not NULL, called about every MiB
+ * of the tar read and at the end, with the bytes read and the fd's size
+ * when it is a regular file (else 0); userdata is passed to it.
+ * unpacked: when not NULL, set to the bytes of file data written (holes
+ * not counted), 0 on failure.
+ * Errors: -EINVAL (bad id or flags; an entry refused as above, or an
+ * archive that is not a tar), -ELOOP (a symlink on an entry's way),
+ * -ENAMETOOLONG (a name past PATH_MAX), -EIO (data cut short), -EBADF
+ * (fd < 0), -ENOENT (no such layer; a hard link to a path the layer does
+ * not have), -EROFS (the layer is read-only), or
+ * the errno of the failing step, each naming the entry.
+ * Privilege: root (CAP_CHOWN, CAP_MKNOD, CAP_SYS_ADMIN for trusted.*
+ * xattrs and file capabilities) to restore what the tar says.  Durable on
+ * success (a commit of the filesystem).
+ */
 BTRFSLAYER_API int btrfslayer_apply(btrfslayer *h, const char *id, int fd, uint32_t flags,
 				    btrfslayer_progress_fn progress, void *userdata,
 				    uint64_t *unpacked, btrfslayer_error **err);

@@ -12,6 +12,7 @@ BTRFSLAYER_DEPS=(
 	libbtrfsutil-dev
 	libmount-dev
 	libselinux1-dev
+	libarchive-dev		# OCI layer tars: apply and export
 	libcmocka-dev		# unit tests
 	libfuse3-dev		# tests/powercut: the disk recorder
 	fuse3			# tests/powercut: fusermount3

@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-	targets=(size options id quotafile)
+	targets=(size options id quotafile sendstream apply)
 fi
 
 echo "fuzz: building build-fuzz/"
@@ -33,11 +33,14 @@ for t in "${targets[@]}"; do
 	[[ -d $seeds ]] || { echo "fuzz: no seed corpus $seeds" >&2; exit 1; }
 	mkdir -p "$work/$t"
 	log=build-fuzz/fuzz_$t.log
+	# a layer tar needs room: headers and data come in 512-byte blocks
+	max_len=8192
+	[[ $t == apply ]] && max_len=65536
 	# first corpus dir is the one libFuzzer writes to: the temporary one
 	if ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		build-fuzz/fuzz/fuzz_"$t" -max_total_time="$seconds" -print_final_stats=1 \
-		-timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+		-timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
 		-artifact_prefix="build-fuzz/artifacts/$t-" \
 		"$work/$t" "$seeds" >"$log" 2>&1; then
 		rc=0

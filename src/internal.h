@@ -4,6 +4,7 @@
 #define BTRFSLAYER_INTERNAL_H
 
 #include <fcntl.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -439,6 +440,24 @@ struct bl_child_subvolume {
 int bl_ioctl_child_subvolumes(int fd, struct bl_child_subvolume **out, size_t *n);
 void bl_child_subvolumes_free(struct bl_child_subvolume *children, size_t n);
 
+/* Write the send stream of read-only subvolume fd against read-only
+ * subvolume parent_fd (-1: a full stream), without file data
+ * (BTRFS_SEND_FLAG_NO_FILE_DATA), protocol `version` (0: the kernel's
+ * default), into *out (malloc()ed, *len bytes).  CAP_SYS_ADMIN. */
+int bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint64_t max_commands,
+		  uint8_t **out, size_t *len);
+/* (bl_ioctl_send: past max_commands commands (0: no limit) the send is cut
+ * short and -ECANCELED returned.) */
+/* The highest inode number of the subvolume fd is in (tree search):
+ * inode numbers are handed out in order, so it bounds the inode count.
+ * CAP_SYS_ADMIN. */
+int bl_ioctl_highest_inode(int fd, uint64_t *ino);
+/* Every path ("a/b", relative to the subvolume fd is in) of inode `ino`
+ * (BTRFS_IOC_INO_PATHS): *out holds *n malloc()ed strings, freed with
+ * bl_strv_free().  CAP_SYS_ADMIN. */
+int bl_ioctl_ino_paths(int fd, uint64_t ino, char ***out, size_t *n);
+void bl_strv_free(char **v, size_t n);
+
 /* Quota mode, and whether the kernel marked its numbers inconsistent (from
  * sysfs without CAP_SYS_ADMIN). */
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent);
@@ -609,6 +628,145 @@ int bl_intent_recover(btrfslayer *h, const char *name);
 int bl_tree_destroy(btrfslayer *h, int fd, const char *path, bool *spoiled,
 		    btrfslayer_error **err);
 
+/* ---- sendstream.c: the btrfs send stream, parsed (no I/O) ---------------- */
+
+/* Command and attribute numbers of the stream (the kernel's send.h). */
+enum {
+	BL_SEND_C_UNSPEC, BL_SEND_C_SUBVOL, BL_SEND_C_SNAPSHOT,
+	BL_SEND_C_MKFILE, BL_SEND_C_MKDIR, BL_SEND_C_MKNOD, BL_SEND_C_MKFIFO,
+	BL_SEND_C_MKSOCK, BL_SEND_C_SYMLINK,
+	BL_SEND_C_RENAME, BL_SEND_C_LINK, BL_SEND_C_UNLINK, BL_SEND_C_RMDIR,
+	BL_SEND_C_SET_XATTR, BL_SEND_C_REMOVE_XATTR,
+	BL_SEND_C_WRITE, BL_SEND_C_CLONE,
+	BL_SEND_C_TRUNCATE, BL_SEND_C_CHMOD, BL_SEND_C_CHOWN, BL_SEND_C_UTIMES,
+	BL_SEND_C_END, BL_SEND_C_UPDATE_EXTENT,
+	/* version 2 */
+	BL_SEND_C_FALLOCATE, BL_SEND_C_FILEATTR, BL_SEND_C_ENCODED_WRITE,
+	/* version 3 */
+	BL_SEND_C_ENABLE_VERITY,
+};
+enum {
+	BL_SEND_A_PATH = 15,
+	BL_SEND_A_PATH_TO = 16,
+	BL_SEND_A_PATH_LINK = 17,
+	BL_SEND_A_DATA = 19,
+};
+
+/* One command, as the parser hands it out (valid during the callback). */
+struct bl_send_cmd {
+	unsigned cmd;		/* BL_SEND_C_*; unknown numbers are passed on */
+	uint32_t version;	/* the stream's */
+	char *path;		/* relative to the subvolume ("" is its root);
+				 * the subvolume's name in SUBVOL, SNAPSHOT */
+	char *path_to;		/* RENAME: the new path */
+	char *path_link;	/* LINK: the existing path; SYMLINK: the target */
+};
+/* A non-zero return stops the parse, which returns it. */
+typedef int (*bl_send_cmd_fn)(const struct bl_send_cmd *cmd, void *userdata);
+/* Parse a whole stream (versions 1 to 3): the header, every command, END
+ * last.  -EBADMSG when malformed (see sendstream.c), -EPROTONOSUPPORT for
+ * another version; every command up to the bad one was handed out. */
+int bl_sendstream_parse(const uint8_t *data, size_t len, bl_send_cmd_fn fn, void *userdata);
+/* 0 if path is "" or relative components joined by single slashes, none
+ * empty, "." or ".." or longer than NAME_MAX; else -EBADMSG. */
+int bl_send_path_check(const char *path);
+
+/* ---- changes.c: what a layer changed, as Docker's archive.ChangesDirs ---- */
+
+/* One changed path. */
+struct bl_change {
+	char *path;		/* "/a/b": from the layer's root */
+	int kind;		/* BTRFSLAYER_CHANGE_ADDED, _MODIFIED, _DELETED */
+	uint32_t mode;		/* st_mode in the layer; 0 when deleted */
+	uint32_t parent_mode;	/* st_mode in the parent; 0 when it has none */
+	bool replaced;		/* in both trees, but not the same inode: deleted
+				 * and made again, or another one renamed over it
+				 * (a directory then holds none of the parent's
+				 * entries but those reported unchanged) */
+};
+
+/* The changes of a layer against its parent, sorted by path (strcmp, so a
+ * directory comes before what it holds).  The trees stay open while the
+ * list lives: export reads the files from layer_fd. */
+struct bl_changes {
+	struct bl_change *v;
+	size_t n;
+	int layer_fd;		/* root of the layer as the changes describe it:
+				 * a read-only snapshot taken for the call, or
+				 * the layer itself (when it is read-only, or
+				 * when the changes were walked: WALK, no parent,
+				 * or the send did not serve) */
+	int parent_fd;		/* likewise for the parent; -1 without one */
+	bool by_send;		/* computed from the send stream (else walked) */
+	/* temporaries to drop (reserved names in subvolumes/; "" if none) */
+	char layer_tmp[BL_RESERVED_NAME_MAX];
+	char parent_tmp[BL_RESERVED_NAME_MAX];
+};
+
+/* Internal flags of bl_changes_get(), above the public ones. */
+#define BL_CHANGES_SEND_ONLY (UINT32_C(1) << 31)	/* fail instead of walking */
+
+/* Compute layer id's changes against parent (NULL: everything is added),
+ * per Docker's archive.ChangesDirs.  flags: BTRFSLAYER_CHANGES_*, and
+ * BL_CHANGES_SEND_ONLY for the tests.  Release with bl_changes_release(),
+ * which drops the temporaries. */
+int bl_changes_get(btrfslayer *h, const char *id, const char *parent, uint32_t flags,
+		   struct bl_changes *out, btrfslayer_error **err);
+void bl_changes_release(btrfslayer *h, struct bl_changes *c);
+
+/* What a path is in a tree, for the comparison (changes.c). */
+struct bl_entry {
+	bool exists;
+	struct stat_lite {
+		uint32_t mode, uid, gid;
+		uint64_t rdev, size, ino, nlink;
+		int64_t mtime_sec;
+		uint32_t mtime_nsec;
+	} st;
+	size_t cap_len;		/* security.capability; 0 when none */
+	uint8_t cap[64];
+};
+/* A list being built; sorted and deduplicated by bl_change_list_finish(). */
+struct bl_change_list {
+	struct bl_change *v;
+	size_t n, cap;
+};
+int bl_change_list_add(struct bl_change_list *l, const char *path, int kind,
+		       const struct bl_entry *now, const struct bl_entry *before);
+void bl_change_list_free(struct bl_change_list *l);
+/* Look `path` ("/a/b") up in the tree root_fd: without following a
+ * symlink, through directories only.  *e says whether it is there; a
+ * negative errno for a failure other than its absence. */
+int bl_entry_lookup(int root_fd, const char *path, struct bl_entry *e);
+/* Fill e from an open fd or a name in dirfd. */
+int bl_entry_at(int dirfd, const char *name, struct bl_entry *e);
+/* Docker's statDifferent() plus security.capability. */
+bool bl_entry_differs(const struct bl_entry *before, const struct bl_entry *now);
+
+/* ---- changes_walk.c: the changes by walking both trees ------------------- */
+
+/* Docker's comparison of the subtree at `path` ("/" or "/a/b") of the
+ * layer (layer_fd) against the same path in the parent (parent_fd, or -1):
+ * the path itself (unless "/"), then everything below it, appended to l. */
+int bl_changes_walk(int layer_fd, int parent_fd, const char *path, struct bl_change_list *l);
+
+/* ---- changes_send.c: the changes from the send stream -------------------- */
+
+/* The changes of the read-only subvolume layer_fd against the read-only
+ * subvolume parent_fd (its snapshot ancestor), from the send stream and a
+ * look at each path it names, appended to l.  -EOPNOTSUPP when the send
+ * is not possible (no CAP_SYS_ADMIN), -EBADMSG when the stream says what
+ * the mapping does not understand, -E2BIG when the stream runs so long
+ * that the walk would be faster (unless no_limit): the caller walks
+ * instead. */
+int bl_changes_send(int layer_fd, int parent_fd, bool no_limit, struct bl_change_list *l);
+/* The stream's replay alone (no I/O but INO_PATHS on layer_fd; -1: none):
+ * the sorted paths ("/a/b") whose subtree is to be walked (*roots) and
+ * those to look at (*paths), each freed with bl_strv_free().  -EBADMSG
+ * for a stream that is malformed or does not replay. */
+int bl_send_replay(const uint8_t *stream, size_t len, int layer_fd, char ***roots,
+		   size_t *n_roots, char ***paths, size_t *n_paths);
+
 /* ---- beneath.c: names directly below a directory fd -------------------- */
 
 /* 0 if name is one path component (not empty, ".", ".." and without '/')
@@ -662,5 +820,30 @@ int bl_path_leads_to(const char *path, int fd);
  * BTRFSLAYER_USAGE_WALK.  `path` is for messages. */
 int bl_walk_usage(int layer_fd, uint64_t *bytes, uint64_t *inodes, const char *path,
 		  btrfslayer_error **err);
+
+/* ---- tar_apply.c, tar_export.c: OCI layer tars --------------------------- */
+
+/* The flags btrfslayer_apply() and btrfslayer_export() know: none yet. */
+#define BL_APPLY_FLAGS 0u
+#define BL_EXPORT_FLAGS 0u
+
+/* Apply the tar read from tarfd (plain, gzip or zstd) to the directory
+ * root, every file made beneath it (tar_apply.c says how); *unpacked: the
+ * bytes of file data written.  `where` names root in messages.  Needs no
+ * btrfs: the fuzzer runs it on a plain directory. */
+int bl_tar_apply(int root, int tarfd, const char *where, btrfslayer_progress_fn progress,
+		 void *userdata, uint64_t *unpacked, btrfslayer_error **err);
+
+/* tar_locale.c: this thread in C.UTF-8 while libarchive runs (says why). */
+struct bl_tar_locale {
+	locale_t ours, old;
+};
+struct bl_tar_locale bl_tar_locale_enter(void);
+void bl_tar_locale_leave(struct bl_tar_locale l);
+
+/* Write the changes c describes as an OCI layer tar to fd, reading the
+ * files from c->layer_fd (tar_export.c says what goes in and how). */
+int bl_tar_export(const struct bl_changes *c, int fd, const char *where,
+		  btrfslayer_progress_fn progress, void *userdata, btrfslayer_error **err);
 
 #endif /* BTRFSLAYER_INTERNAL_H */

@@ -9,6 +9,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <endian.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -873,4 +877,242 @@ bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_reference
 {
 	uint64_t want = max_referenced ? BTRFS_QGROUP_LIMIT_MAX_RFER : 0;
 	return qgroup->limit_flags == want && qgroup->max_referenced == max_referenced;
+}
+
+/* ---- send, and the paths of an inode (changes) ---------------------------- */
+
+/* The send ioctl writes into a pipe and blocks while it is full: a thread
+ * drains it meanwhile. */
+struct pipe_drain {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+	int error;		/* a negative errno, or 0 */
+	uint64_t max_commands;	/* 0: no limit */
+	uint64_t commands;	/* whole commands read so far */
+	size_t next;		/* offset of the next command's header */
+};
+
+/* Count the whole commands read so far; past the limit, close the pipe: the
+ * kernel's next write fails (EPIPE) and the send ends early. */
+static bool over_limit(struct pipe_drain *d)
+{
+	while (d->len >= d->next + 10) {
+		const uint8_t *p = d->buf + d->next;
+		uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+			       (uint32_t)p[3] << 24;
+		d->next += 10 + (size_t)len;
+		d->commands++;
+	}
+	if (!d->max_commands || d->commands <= d->max_commands)
+		return false;
+	d->error = -ECANCELED;
+	close(d->fd);
+	d->fd = -1;
+	return true;
+}
+
+static void *drain_pipe(void *arg)
+{
+	struct pipe_drain *d = arg;
+	uint8_t scratch[4096] = { 0 };
+	for (;;) {
+		if (!d->error && d->cap - d->len < 65536) {
+			size_t cap = d->cap ? 2 * d->cap : 1 << 20;
+			uint8_t *grown = realloc(d->buf, cap);
+			if (grown) {
+				d->buf = grown;
+				d->cap = cap;
+			} else {
+				d->error = -ENOMEM;	/* read on: the sender must end */
+			}
+		}
+		uint8_t *to = d->error ? scratch : d->buf + d->len;
+		size_t room = d->error ? sizeof(scratch) : d->cap - d->len;
+		ssize_t n = read(d->fd, to, room);
+		if (n == 0)
+			return NULL;
+		if (n < 0 && errno != EINTR) {
+			/* the sender then fails with EPIPE once we close */
+			d->error = -errno;
+			return NULL;
+		}
+		if (n > 0 && !d->error) {
+			d->len += (size_t)n;
+			if (over_limit(d))
+				return NULL;
+		}
+	}
+}
+
+int bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint64_t max_commands,
+		  uint8_t **out, size_t *len)
+{
+	struct btrfs_ioctl_send_args args;
+	uint64_t parent_root = 0;
+	int r = bl_check_btrfs(fd);
+	if (r == 0 && parent_fd >= 0)
+		r = bl_ioctl_subvolume_id(parent_fd, &parent_root);
+	if (r < 0)
+		return r;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	fcntl(p[0], F_SETPIPE_SZ, 1 << 20);	/* fewer wake-ups; a hint */
+	/* the stream header, then commands */
+	struct pipe_drain d = { .fd = p[0], .max_commands = max_commands, .next = 17 };
+	pthread_t thread;
+	r = pthread_create(&thread, NULL, drain_pipe, &d);
+	if (r != 0) {
+		close(p[0]);
+		close(p[1]);
+		return -r;
+	}
+	memset(&args, 0, sizeof(args));
+	args.send_fd = p[1];
+	args.parent_root = parent_root;
+	args.flags = BTRFS_SEND_FLAG_NO_FILE_DATA;
+	if (version) {
+		args.flags |= BTRFS_SEND_FLAG_VERSION;
+		args.version = version;
+	}
+	/* a send cut short writes to a closed pipe: SIGPIPE, for this thread,
+	 * held back and taken here instead of ending the process */
+	sigset_t pipe_set, old_mask, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	sigpending(&pending);
+	bool was_pending = sigismember(&pending, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+	r = ioctl(fd, BTRFS_IOC_SEND, &args) < 0 ? -errno : 0;
+	close(p[1]);	/* the drain sees the end */
+	pthread_join(thread, NULL);
+	if (d.fd >= 0)
+		close(d.fd);
+	sigpending(&pending);
+	if (!was_pending && sigismember(&pending, SIGPIPE)) {
+		const struct timespec zero = { 0, 0 };
+		sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	if (d.error == -ECANCELED)
+		r = 0;	/* the EPIPE was ours */
+	if (r == 0)
+		r = d.error;
+	if (r < 0) {
+		free(d.buf);
+		return r;
+	}
+	*out = d.buf;
+	*len = d.len;
+	return 0;
+}
+
+void bl_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Room for the paths of one inode: the kernel's limit for this ioctl. */
+#define INO_PATHS_BUF 65536
+
+int bl_ioctl_ino_paths(int fd, uint64_t ino, char ***out, size_t *n)
+{
+	struct btrfs_ioctl_ino_path_args args;
+	struct btrfs_data_container *c = calloc(1, INO_PATHS_BUF);
+	if (!c)
+		return -ENOMEM;
+	memset(&args, 0, sizeof(args));
+	args.inum = ino;
+	args.size = INO_PATHS_BUF;
+	args.fspath = (uint64_t)(uintptr_t)c;
+	if (ioctl(fd, BTRFS_IOC_INO_PATHS, &args) < 0) {
+		int r = -errno;
+		free(c);
+		return r;
+	}
+	if (c->elem_missed) {
+		free(c);
+		return -E2BIG;	/* more links than fit: the caller walks */
+	}
+	char **v = calloc(c->elem_cnt ? c->elem_cnt : 1, sizeof(*v));
+	int r = v ? 0 : -ENOMEM;
+	size_t i = 0;
+	for (; r == 0 && i < c->elem_cnt; i++) {
+		/* offsets from the start of val[] */
+		uint64_t off = c->val[i];
+		if (off >= INO_PATHS_BUF - offsetof(struct btrfs_data_container, val)) {
+			r = -EIO;
+			break;
+		}
+		const char *s = (const char *)c->val + off;
+		size_t max = INO_PATHS_BUF - offsetof(struct btrfs_data_container, val) - off;
+		v[i] = strndup(s, strnlen(s, max));
+		if (!v[i])
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		bl_strv_free(v, i);
+		free(c);
+		return r;
+	}
+	*out = v;
+	*n = c->elem_cnt;
+	free(c);
+	return 0;
+}
+
+/* Whether the subvolume fd is in has an item with objectid >= from (and
+ * <= BTRFS_LAST_FREE_OBJECTID): 1 with the first such objectid, 0, or a
+ * negative errno. */
+static int first_object_from(int fd, uint64_t from, uint64_t *found)
+{
+	struct btrfs_ioctl_search_args args;
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = 0;	/* fd's subvolume */
+	args.key.min_objectid = from;
+	args.key.max_objectid = BTRFS_LAST_FREE_OBJECTID;
+	args.key.max_type = (uint32_t)-1;
+	args.key.max_offset = (uint64_t)-1;
+	args.key.max_transid = (uint64_t)-1;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return -errno;
+	if (args.key.nr_items < 1)
+		return 0;
+	const struct btrfs_ioctl_search_header *sh = (const void *)args.buf;
+	*found = sh->objectid;
+	return 1;
+}
+
+int bl_ioctl_highest_inode(int fd, uint64_t *ino)
+{
+	/* inode numbers are handed out in order: the highest one bounds how
+	 * many the subvolume holds (256 is its root directory) */
+	uint64_t lo = BTRFS_FIRST_FREE_OBJECTID, hi = BTRFS_LAST_FREE_OBJECTID, found;
+	/* doubling steps first: a layer holds far fewer than 2^64 inodes */
+	for (uint64_t step = 1024; step < (UINT64_C(1) << 62); step *= 2) {
+		int r = first_object_from(fd, lo + step, &found);
+		if (r < 0)
+			return r;
+		if (!r) {
+			hi = lo + step;
+			break;
+		}
+		lo = found;
+	}
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		int r = first_object_from(fd, mid, &found);
+		if (r < 0)
+			return r;
+		if (r)
+			lo = found;
+		else
+			hi = mid;
+	}
+	*ino = lo;
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "btrfslayer.h"
 
@@ -553,6 +554,137 @@ static int cmd_unseal(struct ctx *c, int argc, char **argv)
 	return set_read_only(c, argc, argv, 0);
 }
 
+/* One line per change, as `docker diff` prints them, or a JSON array. */
+struct diff_out {
+	int json;
+	size_t n;
+};
+
+static int print_change(int kind, const char *path, void *userdata)
+{
+	struct diff_out *o = userdata;
+	const char *k = kind == BTRFSLAYER_CHANGE_ADDED ? "A"
+		      : kind == BTRFSLAYER_CHANGE_DELETED ? "D" : "C";
+
+	if (!o->json) {
+		printf("%s %s\n", k, path);
+	} else {
+		printf("%s\n  {\"kind\": \"%s\", \"path\": ", o->n ? "," : "", k);
+		json_string(path);
+		putchar('}');
+	}
+	o->n++;
+	return 0;
+}
+
+static int cmd_diff(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ "walk", no_argument, NULL, OPT_WALK },
+		{ NULL, 0, NULL, 0 },
+	};
+	btrfslayer_error *err = NULL;
+	const char *parent = NULL;
+	uint32_t flags = 0;
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = next_opt(argv[0], argc, argv, ":", longopts)) != -1) {
+		if (opt == OPT_JSON)
+			c->json = 1;
+		else if (opt == OPT_PARENT)
+			parent = optarg;
+		else if (opt == OPT_WALK)
+			flags |= BTRFSLAYER_CHANGES_WALK;
+		else
+			return EXIT_USAGE;
+	}
+	rc = check_operands(argv[0], argc, argv, 1, "layer id");
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	struct diff_out o = { .json = c->json };
+	if (o.json)
+		putchar('[');
+	rc = btrfslayer_changes(c->h, argv[optind], parent, flags, print_change, &o, &err);
+	if (o.json)
+		fputs(o.n ? "\n]\n" : "]\n", stdout);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
+/* ---- apply and export: layer tars on stdin and stdout ----------------------- */
+
+/* Progress of apply/export on stderr, when it is a terminal: one line
+ * rewritten in place. */
+static int show_progress(uint64_t done, uint64_t total, void *userdata)
+{
+	const char *what = userdata;
+
+	if (total)
+		fprintf(stderr, "\r%s: %" PRIu64 " MiB of %" PRIu64 " MiB (%u%%)", what,
+			done >> 20, total >> 20, (unsigned)(done * 100 / total));
+	else
+		fprintf(stderr, "\r%s: %" PRIu64 " MiB", what, done >> 20);
+	return 0;
+}
+
+static int cmd_apply(struct ctx *c, int argc, char **argv)
+{
+	btrfslayer_error *err = NULL;
+	uint64_t unpacked = 0;
+	int tty = isatty(STDERR_FILENO);
+	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+
+	if (rc == EXIT_OK)
+		rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_apply(c->h, argv[optind], STDIN_FILENO, 0,
+			      tty ? show_progress : NULL, "apply", &unpacked, &err);
+	if (tty)
+		fputc('\n', stderr);
+	if (rc < 0)
+		return lib_error(rc, err);
+	if (c->verbose || tty)
+		fprintf(stderr, "apply: %" PRIu64 " bytes unpacked\n", unpacked);
+	return EXIT_OK;
+}
+
+static int cmd_export(struct ctx *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "parent", required_argument, NULL, OPT_PARENT },
+		{ NULL, 0, NULL, 0 },
+	};
+	btrfslayer_error *err = NULL;
+	const char *parent = NULL;
+	int tty = isatty(STDERR_FILENO);
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = next_opt(argv[0], argc, argv, ":", longopts)) != -1) {
+		if (opt != OPT_PARENT)
+			return EXIT_USAGE;
+		parent = optarg;
+	}
+	rc = check_operands(argv[0], argc, argv, 1, "layer id");
+	if (rc != EXIT_OK)
+		return rc;
+	if (isatty(STDOUT_FILENO))
+		return usage_error("export: standard output is a terminal; redirect it to a file");
+	rc = open_store(c);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = btrfslayer_export(c->h, argv[optind], parent, STDOUT_FILENO, 0,
+			       tty ? show_progress : NULL, "export", &err);
+	if (tty)
+		fputc('\n', stderr);
+	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
+}
+
 static int cmd_version(struct ctx *c, int argc, char **argv)
 {
 	int rc = parse_simple(c, argc, argv, 1, 0, "");
@@ -586,6 +718,14 @@ static const struct command commands[] = {
 	{ "usage", "[--json] [--sync] [--walk] ID",
 	  "bytes the layer uses, from the quota tree (--sync: commit first;\n"
 	  "      --walk: also walk its files, which works with quotas off)", cmd_usage },
+	{ "diff", "[--parent ID] [--json] [--walk] ID",
+	  "what the layer changed against --parent (else everything is added), as "
+	  "`docker diff` prints it: A, C or D and the path (--walk: compare both "
+	  "trees in full instead of reading the send stream)", cmd_diff },
+	{ "apply", "ID < LAYER.tar", "apply an OCI layer tar (plain, gzip, zstd) to the layer",
+	  cmd_apply },
+	{ "export", "[--parent ID] ID > LAYER.tar",
+	  "write the layer's changes (from --parent) as an OCI layer tar", cmd_export },
 	{ "ls", "[--json]", "list layers, one id per line", cmd_ls },
 	{ "status", "[--json]", "show the store's status", cmd_status },
 	{ "version", "[--json]", "print the library version", cmd_version },

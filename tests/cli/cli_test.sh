@@ -514,6 +514,38 @@ test_idmaps() {
 	[[ $(stat -c %u:%g:%a "$M") == 0:100000:710 ]]; verdict "... and changing nothing"
 }
 
+test_diff() {
+	local img ctr
+	t "create an image to diff" 0 bl create d-base
+	img=$(bl path d-base)
+	mkdir -p "$img/etc/ssl" "$img/var/log/old"
+	echo hosts >"$img/etc/hosts"
+	echo c >"$img/etc/ssl/c"
+	echo a >"$img/var/log/old/a"
+	t "seal it" 0 bl create --read-only --parent d-base d-img
+	t "create a container" 0 bl create --parent d-img d-ctr
+	ctr=$(bl path d-ctr)
+	echo more >>"$ctr/etc/hosts"
+	rm -rf "$ctr/var/log/old"
+	mkdir "$ctr/new"
+	mv "$ctr/etc/ssl" "$ctr/ssl"
+	local want=$'C /etc\nC /etc/hosts\nD /etc/ssl\nA /new\nA /ssl\nA /ssl/c\nC /var\nC /var/log\nD /var/log/old'
+	t "diff" 0 bl diff --parent d-img d-ctr
+	[[ $OUT == "$want" && -z $ERR ]]; verdict "diff prints docker diff's lines in path order"
+	t "diff --walk" 0 bl diff --walk --parent d-img d-ctr
+	[[ $OUT == "$want" ]]; verdict "diff --walk prints the same"
+	t "diff --json" 0 bl diff --json --parent d-img d-ctr
+	json_check "diff --json is JSON" "$OUT"
+	[[ $OUT == *'{"kind": "D", "path": "/etc/ssl"}'* ]]; verdict "diff --json names kind and path"
+	t "diff without a parent" 0 bl diff d-base
+	[[ $OUT == *"A /etc/hosts"* && $OUT != *"C "* ]]; verdict "without a parent all is added"
+	t "diff of no layer" 1 bl diff --parent d-img nosuch
+	lib_shape; verdict "diff of no layer: message"
+	t "diff without an id" 2 bl diff --parent d-img
+	usage_shape; verdict "diff without an id: message"
+	[[ -z $(ls -A "$H/subvolumes/.staging") ]]; verdict "diff leaves no temporary behind"
+}
+
 setup
 test_idmaps
 test_basics
@@ -528,6 +560,7 @@ test_json_escaping
 test_remove
 test_quota
 test_quota_sizes
+test_diff
 
 echo "$PASSED passed, $FAILED failed"
 ((FAILED == 0))

@@ -82,7 +82,7 @@ func run(cfg snapshotter.Config, dir string, files, rounds int) error {
 	fmt.Printf("| op | btrfslayer | containerd btrfs | ratio |\n|---|---|---|---|\n")
 	for _, op := range ops {
 		a, b := times["btrfslayer"][op], times["containerd btrfs"][op]
-		fmt.Printf("| %s | %s | %s | %.2f× |\n", op, span(a), span(b),
+		fmt.Printf("| %s | %s | %s | %.2g× |\n", op, span(a), span(b),
 			float64(median(a))/float64(median(b)))
 	}
 	return nil
