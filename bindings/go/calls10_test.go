@@ -415,9 +415,10 @@ func TestProgressPanic(t *testing.T) {
 	if recovered != "progress panic" {
 		t.Errorf("recovered %v", recovered)
 	}
-	// the panic cancelled the call, which took back what it made
-	if _, err := os.Lstat(filepath.Join(get(t, h, "layer"), "big")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a cancelled Apply left its file: %v", err)
+	// the panic stopped the call (ECANCELED) before the end of the data:
+	// apply leaves what it wrote in the layer, for the caller to remove
+	if fi, err := os.Lstat(filepath.Join(get(t, h, "layer"), "big")); err == nil && fi.Size() >= 3<<20 {
+		t.Errorf("a cancelled Apply went on to write all of big (%d bytes)", fi.Size())
 	}
 	// the handle still works: the library was not left mid-call
 	if _, err := h.Layers(); err != nil {

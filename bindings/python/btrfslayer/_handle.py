@@ -129,6 +129,13 @@ class _Callbacks:
             e, self.error = self.error, None
             raise e
 
+    def check_from(self, stopped: OSError) -> None:
+        """The call failed: if a callback raised, that exception, caused by
+        the library's failure (ECANCELED), is what the caller sees."""
+        if self.error is not None:
+            e, self.error = self.error, None
+            raise e from stopped
+
 
 _OPEN, _CLOSING, _CLOSED = range(3)
 
@@ -463,12 +470,16 @@ class Handle:
         a file object with a fileno(), or any object with write(bytes)
         (fed through a pipe by a thread).  progress(done, total) is called
         as bytes go out, maybe from a thread of the library's; an exception
-        it raises is raised here once the call returned (it cannot stop
-        the call)."""
+        it raises stops the call (the library's ECANCELED) and is raised
+        here once the call returned, with that OSError as its cause."""
         cbs = _Callbacks(self)
         with _writable_fd(file) as fd:
-            self._call("export", _cstr(id, "id"), _opt_cstr(parent, "parent"), fd, flags,
-                       cbs.progress(progress), None)
+            try:
+                self._call("export", _cstr(id, "id"), _opt_cstr(parent, "parent"), fd, flags,
+                           cbs.progress(progress), None)
+            except OSError as stopped:
+                cbs.check_from(stopped)
+                raise
         cbs.check()
 
     def apply(self, id: str, file: FileArg, *, progress: Optional[Progress] = None,
@@ -481,8 +492,12 @@ class Handle:
         cbs = _Callbacks(self)
         unpacked = ctypes.c_uint64()
         with _readable_fd(file) as fd:
-            self._call("apply", _cstr(id, "id"), fd, flags, cbs.progress(progress), None,
-                       ctypes.byref(unpacked))
+            try:
+                self._call("apply", _cstr(id, "id"), fd, flags, cbs.progress(progress), None,
+                           ctypes.byref(unpacked))
+            except OSError as stopped:
+                cbs.check_from(stopped)
+                raise
         cbs.check()
         return unpacked.value
 
