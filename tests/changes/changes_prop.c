@@ -644,6 +644,39 @@ static void kill_mid_call(const char *home, btrfslayer *h)
 	       "temporary; every open's sweep deleted them\n", KILLS, left);
 }
 
+/* A stream longer than the walk is worth is cut short (the kernel then
+ * writes to a closed pipe: the process must survive it) and the layers are
+ * walked: the same list, not from the send. */
+static void cut_short(const char *home, btrfslayer *h)
+{
+	btrfslayer_error *err = NULL;
+	char path[PATH_MAX];
+	ok(btrfslayer_create(h, "long-base", NULL, 0, NULL, NULL, 0, &err), err, "create");
+	for (int i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "%s/subvolumes/long-base/f%d", home, i);
+		write_file(path, 10, O_EXCL);
+	}
+	ok(btrfslayer_create(h, "long-ctr", "long-base", 0, NULL, NULL, 0, &err), err, "create");
+	for (int i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "%s/subvolumes/long-ctr/f%d", home, i);
+		chmod(path, 0600);
+	}
+	struct bl_changes by_default, by_walk;
+	ok(bl_changes_get(h, "long-ctr", "long-base", 0, &by_default, &err), err, "changes");
+	ok(bl_changes_get(h, "long-ctr", "long-base", BTRFSLAYER_CHANGES_WALK, &by_walk, &err), err,
+	   "changes by walking");
+	if (by_default.by_send)
+		die("a stream of 2000 changed inodes in 2001 was not cut short");
+	if (!same(&by_default, &by_walk) || by_walk.n != 2000)
+		die("a send cut short, then walked, gave %zu changes, the walk %zu", by_default.n,
+		    by_walk.n);
+	bl_changes_release(h, &by_default);
+	bl_changes_release(h, &by_walk);
+	ok(btrfslayer_remove(h, "long-ctr", &err), err, "remove");
+	ok(btrfslayer_remove(h, "long-base", &err), err, "remove");
+	printf("changes property test: a long stream was cut short and walked instead\n");
+}
+
 int main(void)
 {
 	harness_start();
@@ -720,6 +753,7 @@ int main(void)
 			ok(btrfslayer_remove(h, parent, &err), err, "remove image");
 		ok(btrfslayer_remove(h, base, &err), err, "remove base");
 	}
+	cut_short(home, h);
 	kill_mid_call(home, h);
 	/* nothing of the temporaries is left */
 	char staging[PATH_MAX];
