@@ -11,6 +11,9 @@
  * at random, and so are the children once mutated, so that the send runs
  * with and without temporary snapshots.
  *
+ * Then children computing changes are SIGKILLed 30 times mid-call: the
+ * temporary snapshots they held must be gone after the next open's sweep.
+ *
  * BTRFSLAYER_CHANGES_CASES (default 500) and BTRFSLAYER_CHANGES_SEED change
  * the run; a failure prints the seed, the case, its mutations and both
  * lists.  Needs root: skips (77) without it, except under CI=true.
@@ -31,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "internal.h"
@@ -547,6 +552,131 @@ static void public_calls(btrfslayer *h, const char *child, const char *parent,
 		die("diff size of %s: %" PRIu64 ", expected %" PRIu64, child, size, expected);
 }
 
+/* Children that compute changes are killed at random moments (holding a
+ * temporary snapshot or not): the next open's sweep must delete every
+ * temporary they left, and leave nothing else. */
+#define KILLS 30
+
+static void sleep_us(unsigned us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (long)(us % 1000000) * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+static bool holds_temporary(const char *home)
+{
+	char staging[PATH_MAX];
+	snprintf(staging, sizeof(staging), "%s/subvolumes/.staging", home);
+	DIR *d = opendir(staging);
+	struct dirent *e;
+	bool found = false;
+	while (d && !found && (e = readdir(d)))
+		found = !strncmp(e->d_name, ".tmp-", 5);
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void kill_mid_call(const char *home, btrfslayer *h)
+{
+	btrfslayer_error *err = NULL;
+	char path[PATH_MAX];
+	ok(btrfslayer_create(h, "crash-base", NULL, 0, NULL, NULL, 0, &err), err, "create");
+	snprintf(path, sizeof(path), "%s/subvolumes/crash-base", home);
+	random_tree(path);
+	ok(btrfslayer_create(h, "crash-ctr", "crash-base", 0, NULL, NULL, 0, &err), err, "create");
+	snprintf(path, sizeof(path), "%s/subvolumes/crash-ctr", home);
+	journal_f = open_memstream(&journal, &journal_len);
+	for (int i = 0; i < 10; i++)
+		mutate(path);
+	fclose(journal_f);
+	free(journal);
+	journal = NULL;
+	unsigned left = 0;
+	for (int k = 0; k < KILLS; k++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (pid == 0) {
+			btrfslayer *child;
+			const char *opts[] = { "btrfs.mount_home=false" };
+			if (btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &child, NULL) < 0)
+				_exit(1);
+			for (;;) {
+				struct bl_changes c;
+				if (bl_changes_get(child, "crash-ctr", "crash-base", 0, &c, NULL) < 0)
+					_exit(2);
+				bl_changes_release(child, &c);
+			}
+		}
+		/* every other kill waits until the child holds a reserved name */
+		for (int polls = 0; k % 2 && polls < 4000 && !holds_temporary(home); polls++)
+			sleep_us(500);
+		sleep_us(k % 2 ? pick(3000) : 1000 + pick(40000));
+		kill(pid, SIGKILL);
+		int status;
+		waitpid(pid, &status, 0);
+		if (!WIFSIGNALED(status))
+			die("a child computing changes ended by itself (status %d)", status);
+		/* what it left; the next child's open sweeps it */
+		left += holds_temporary(home);
+	}
+	/* half of the kills came while a child held a reserved name */
+	if (!left)
+		die("no child was killed while it held a temporary snapshot");
+	/* the sweep of the next open */
+	btrfslayer *again;
+	const char *opts[] = { "btrfs.mount_home=false" };
+	ok(btrfslayer_open(home, opts, 1, NULL, 0, NULL, 0, &again, &err), err, "open again");
+	char sub[PATH_MAX];
+	snprintf(sub, sizeof(sub), "%s/subvolumes", home);
+	DIR *d = opendir(sub);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, ".tmp-", 5))
+			die("left after the sweep: %s/%s", sub, e->d_name);
+	if (d)
+		closedir(d);
+	ok(btrfslayer_close(again, &err), err, "close");
+	ok(btrfslayer_remove(h, "crash-ctr", &err), err, "remove");
+	ok(btrfslayer_remove(h, "crash-base", &err), err, "remove");
+	printf("changes property test: %d children killed mid-call, %u of them holding a "
+	       "temporary; every open's sweep deleted them\n", KILLS, left);
+}
+
+/* A stream longer than the walk is worth is cut short (the kernel then
+ * writes to a closed pipe: the process must survive it) and the layers are
+ * walked: the same list, not from the send. */
+static void cut_short(const char *home, btrfslayer *h)
+{
+	btrfslayer_error *err = NULL;
+	char path[PATH_MAX];
+	ok(btrfslayer_create(h, "long-base", NULL, 0, NULL, NULL, 0, &err), err, "create");
+	for (int i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "%s/subvolumes/long-base/f%d", home, i);
+		write_file(path, 10, O_EXCL);
+	}
+	ok(btrfslayer_create(h, "long-ctr", "long-base", 0, NULL, NULL, 0, &err), err, "create");
+	for (int i = 0; i < 2000; i++) {
+		snprintf(path, sizeof(path), "%s/subvolumes/long-ctr/f%d", home, i);
+		chmod(path, 0600);
+	}
+	struct bl_changes by_default, by_walk;
+	ok(bl_changes_get(h, "long-ctr", "long-base", 0, &by_default, &err), err, "changes");
+	ok(bl_changes_get(h, "long-ctr", "long-base", BTRFSLAYER_CHANGES_WALK, &by_walk, &err), err,
+	   "changes by walking");
+	if (by_default.by_send)
+		die("a stream of 2000 changed inodes in 2001 was not cut short");
+	if (!same(&by_default, &by_walk) || by_walk.n != 2000)
+		die("a send cut short, then walked, gave %zu changes, the walk %zu", by_default.n,
+		    by_walk.n);
+	bl_changes_release(h, &by_default);
+	bl_changes_release(h, &by_walk);
+	ok(btrfslayer_remove(h, "long-ctr", &err), err, "remove");
+	ok(btrfslayer_remove(h, "long-base", &err), err, "remove");
+	printf("changes property test: a long stream was cut short and walked instead\n");
+}
+
 int main(void)
 {
 	harness_start();
@@ -623,6 +753,8 @@ int main(void)
 			ok(btrfslayer_remove(h, parent, &err), err, "remove image");
 		ok(btrfslayer_remove(h, base, &err), err, "remove base");
 	}
+	cut_short(home, h);
+	kill_mid_call(home, h);
 	/* nothing of the temporaries is left */
 	char staging[PATH_MAX];
 	snprintf(staging, sizeof(staging), "%s/subvolumes/.staging", home);
