@@ -513,6 +513,28 @@ int __wrap_bl_ioctl_qgroup_assign(int fd, uint64_t member, uint64_t parent)
 	return __real_bl_ioctl_qgroup_assign(fd, member, parent);
 }
 
+DECLARE(bl_ioctl_send);
+int __wrap_bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint64_t max_commands,
+			 uint8_t **out, size_t *len)
+{
+	BL_FAULT(bl_ioctl_send);
+	return __real_bl_ioctl_send(fd, parent_fd, version, max_commands, out, len);
+}
+
+DECLARE(bl_ioctl_highest_inode);
+int __wrap_bl_ioctl_highest_inode(int fd, uint64_t *ino)
+{
+	BL_FAULT(bl_ioctl_highest_inode);
+	return __real_bl_ioctl_highest_inode(fd, ino);
+}
+
+DECLARE(bl_ioctl_ino_paths);
+int __wrap_bl_ioctl_ino_paths(int fd, uint64_t ino, char ***out, size_t *n)
+{
+	BL_FAULT(bl_ioctl_ino_paths);
+	return __real_bl_ioctl_ino_paths(fd, ino, out, n);
+}
+
 DECLARE(bl_ioctl_child_subvolume);
 int __wrap_bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
 {

@@ -32,7 +32,8 @@
 	X(bl_ioctl_has_nested) X(bl_ioctl_subvolumes_by_uuid)                    \
 	X(bl_ioctl_subvolume_backref)                                            \
 	X(bl_ioctl_child_subvolumes) X(bl_ioctl_qgroup_limit_id)                 \
-	X(bl_ioctl_qgroup_assign)                                                \
+	X(bl_ioctl_qgroup_assign) X(bl_ioctl_send) X(bl_ioctl_highest_inode)     \
+	X(bl_ioctl_ino_paths)                                                    \
 	X(bl_label_apply)
 
 enum fault_point {
