@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -561,7 +562,9 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 	}
 	if (fd < 0)
 		return bl_fail(err, fd, "%s: %s", step, path);
-	int r = bl_ioctl_is_subvolume(fd);
+	/* on subvolumes/' own mount, so on its btrfs: the inode tells */
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : bl_stat_is_subvolume(&st);
 	if (r == 1)
 		return fd;
 	close(fd);
@@ -571,11 +574,36 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 	return bl_fail(err, r, "%s: %s", step, path);
 }
 
+/* The mount id of h->subvolumes_fd, read once: -EOPNOTSUPP when the
+ * kernel cannot tell. */
+static int subvolumes_mount(btrfslayer *h, uint64_t *id)
+{
+	*id = __atomic_load_n(&h->subvolumes_mount, __ATOMIC_RELAXED);
+	if (*id)
+		return 0;
+	int r = bl_mount_id(h->subvolumes_fd, "", id);
+	if (r == 0)
+		__atomic_store_n(&h->subvolumes_mount, *id, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* bl_lookup_layer() of `name` in dirfd (a directory on subvolumes/' mount)
+ * in one statx; -EOPNOTSUPP when that cannot tell. */
+static int lookup_layer_statx(btrfslayer *h, int dirfd, const char *name, struct statx *stx)
+{
+	uint64_t mount;
+	int r = subvolumes_mount(h, &mount);
+	return r < 0 ? r : bl_lookup_layer_on(dirfd, mount, name, stx);
+}
+
 /* 1 if `name` is a layer, 0 if not (bl_lookup_layer(), and a layer mounted
  * on itself counts). */
 static int lookup_layer(btrfslayer *h, int dirfd, const char *name)
 {
-	int r = bl_lookup_layer(dirfd, name);
+	struct statx stx;
+	int r = lookup_layer_statx(h, dirfd, name, &stx);
+	if (r == -EOPNOTSUPP)
+		r = bl_lookup_layer(dirfd, name);
 	if (r != 0)
 		return r;
 	int fd = open_self_mounted_layer(h, name);
@@ -1114,6 +1142,40 @@ out:
 	return r;
 }
 
+/* get() without the id's lock, when there is nothing to write: the layer
+ * found in one statx, with no record or one whose limit the kernel has,
+ * and the path leading to it.  0 with *out set, or 1 when it cannot tell:
+ * then the locked path decides (and waits out a removal in flight). */
+static int get_unlocked(btrfslayer *h, const char *id, char **out)
+{
+	struct statx stx;
+	uint64_t size;
+	if (lookup_layer_statx(h, h->subvolumes_fd, id, &stx) != 1)
+		return 1;
+	/* none, or garbage (logged): no limit to apply, as in
+	 * bl_quota_reapply() */
+	if (bl_quota_file_read(h, id, &size) == 0) {
+		struct stat st;
+		int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
+		bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == stx.stx_ino &&
+			    st.st_dev == makedev(stx.stx_dev_major, stx.stx_dev_minor);
+		bool kept = same && bl_quota_limit_is(fd, size);
+		if (fd >= 0)
+			close(fd);
+		if (!kept)
+			return 1;
+	}
+	char *p;
+	if (asprintf(&p, "%s/" SUBVOLUMES "/%s", h->home, id) < 0)
+		return 1;
+	if (bl_path_leads_to_statx(p, &stx) < 0) {
+		free(p);
+		return 1;
+	}
+	*out = p;
+	return 0;
+}
+
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err)
@@ -1126,6 +1188,8 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 		return r;
 	if (!path)
 		return bl_fail_msg(err, -EINVAL, "get layer %s: no place for the path (NULL)", id);
+	if (get_unlocked(h, id, path) == 0)
+		return 0;
 	char layer[PATH_MAX], *p = NULL;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "get layer", err);

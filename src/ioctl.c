@@ -88,6 +88,11 @@ bool bl_stat_is_subvolume(const struct stat *st)
 	return S_ISDIR(st->st_mode) && st->st_ino == BTRFS_FIRST_FREE_OBJECTID;
 }
 
+bool bl_statx_is_subvolume(const struct statx *stx)
+{
+	return S_ISDIR(stx->stx_mode) && stx->stx_ino == BTRFS_FIRST_FREE_OBJECTID;
+}
+
 int bl_ioctl_is_subvolume(int fd)
 {
 	int r = UTIL(btrfs_util_is_subvolume_fd(fd));
@@ -293,9 +298,6 @@ fail:
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 {
 	struct btrfs_ioctl_search_args args;
-	int r = bl_check_btrfs(fd);
-	if (r < 0)
-		return r;
 
 	memset(&args, 0, sizeof(args));
 	args.key.tree_id = BTRFS_QUOTA_TREE_OBJECTID;
@@ -305,8 +307,13 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 	args.key.max_transid = UINT64_MAX;
 	args.key.nr_items = 1;
 	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0) {
-		if (errno != ENOENT)	/* ENOENT: no quota tree, quotas off */
-			return -errno;
+		int e = -errno;
+		if (e != -ENOENT) {	/* ENOENT: no quota tree, quotas off */
+			/* not btrfs at all, rather than the ioctl's -ENOTTY; asked
+			 * only then (a statfs less on every call) */
+			int r = bl_check_btrfs(fd);
+			return r < 0 ? r : e;
+		}
 		args.key.nr_items = 0;
 	}
 
@@ -451,6 +458,16 @@ static int quota_tree_item(int fd, uint8_t type, uint64_t qgroupid, void *item, 
 		return -EIO;
 	memcpy(item, args.buf + sizeof(header), size);
 	return 0;
+}
+
+int bl_ioctl_qgroup_max_referenced(int fd, uint64_t qgroupid, uint64_t *max_referenced)
+{
+	struct btrfs_qgroup_limit_item limit;
+	int r = quota_tree_item(fd, BTRFS_QGROUP_LIMIT_KEY, qgroupid, &limit, sizeof(limit));
+	*max_referenced = 0;
+	if (r == 0 && (le64toh(limit.flags) & BTRFS_QGROUP_LIMIT_MAX_RFER))
+		*max_referenced = le64toh(limit.max_rfer);
+	return r;
 }
 
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out)
