@@ -612,6 +612,11 @@ static void bench_limits(btrfslayer *h, enum mode mode, int rawfd, int subvols)
 {
 	struct row *s = new_row("set size limit", mode, AGAINST_DURABLE, 1.15);
 	struct row *c = new_row("clear size limit", mode, AGAINST_DURABLE, 1.15);
+	/* the same calls against the least a limit with a Docker-style
+	 * record costs: the ioctl, the record written and renamed into
+	 * place, one commit */
+	struct row *p = new_row("set size limit, vs raw limit + record file renamed + syncfs",
+				mode, AGAINST_DURABLE, 0);
 	const char *id = "limits";
 	lib_create(h, id, NULL, 0, NULL);
 	check_sys(raw_create(rawfd, "limits-a"), "create subvolume");
@@ -627,10 +632,20 @@ static void bench_limits(btrfslayer *h, enum mode mode, int rawfd, int subvols)
 		TIME(&s->raw, check_sys(raw_limit(a, size), "limit"));
 		TIME(&s->durable, check_sys(raw_limit(b, size), "limit");
 		     check_sys(syncfs(b), "syncfs"));
+		char text[32];
+		int len = snprintf(text, sizeof(text), "%" PRIu64, size);
+		TIME(&p->durable, check_sys(raw_limit(b, size), "limit");
+		     int f = openat(rawfd, "record.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		     check_sys(f, "create record");
+		     check_sys(write(f, text, (size_t)len) == len ? 0 : -1, "write record");
+		     close(f); check_sys(renameat(rawfd, "record.tmp", rawfd, "record"), "rename");
+		     check_sys(syncfs(b), "syncfs"));
 		TIME(&c->lib, check(btrfslayer_clear_quota(h, id, &err), err, "clear limit"));
 		TIME(&c->raw, check_sys(raw_limit(a, 0), "limit"));
 		TIME(&c->durable, check_sys(raw_limit(b, 0), "limit"); check_sys(syncfs(b), "syncfs"));
 	}
+	for (int i = 0; i < s->lib.n; i++)
+		add(&p->lib, s->lib.v[i]);
 	close(a);
 	close(b);
 	lib_remove(h, id);
@@ -838,8 +853,8 @@ static void report(bool quick)
 		double judged = r->against == AGAINST_DURABLE ? to_dur : to_raw;
 		bool hit = judged <= r->target;
 		if (!r->target) {
-			printf("| %s | %s | %s | — | %s | — | %.2f× | (no target: where the "
-			       "second commit goes) | |\n", r->op, mode_names[r->mode], lib, dur,
+			printf("| %s | %s | %s | — | %s | — | %.2f× | no target: the least the "
+			       "library's extra step costs | |\n", r->op, mode_names[r->mode], lib, dur,
 			       to_dur);
 			continue;
 		}

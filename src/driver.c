@@ -1142,28 +1142,30 @@ out:
 	return r;
 }
 
-/* get() without the id's lock, when there is nothing to write: the layer
- * found in one statx, with no record or one whose limit the kernel has,
- * and the path leading to it.  0 with *out set, or 1 when it cannot tell:
- * then the locked path decides (and waits out a removal in flight). */
+/* get() without the id's lock, when there is nothing to write: a layer
+ * with no record (found in one statx), or with one whose limit the kernel
+ * has, and the path leading to it.  0 with *out set, or 1 when it cannot
+ * tell: then the locked path decides (and waits out a removal in flight). */
 static int get_unlocked(btrfslayer *h, const char *id, char **out)
 {
 	struct statx stx;
 	uint64_t size;
-	if (lookup_layer_statx(h, h->subvolumes_fd, id, &stx) != 1)
-		return 1;
 	/* none, or garbage (logged): no limit to apply, as in
 	 * bl_quota_reapply() */
 	if (bl_quota_file_read(h, id, &size) == 0) {
 		struct stat st;
 		int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
-		bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_ino == stx.stx_ino &&
-			    st.st_dev == makedev(stx.stx_dev_major, stx.stx_dev_minor);
-		bool kept = same && bl_quota_limit_is(fd, size);
+		bool kept = fd >= 0 && fstat(fd, &st) == 0 && bl_stat_is_subvolume(&st) &&
+			    bl_quota_limit_is(fd, size);
 		if (fd >= 0)
 			close(fd);
 		if (!kept)
 			return 1;
+		stx.stx_ino = st.st_ino;
+		stx.stx_dev_major = major(st.st_dev);
+		stx.stx_dev_minor = minor(st.st_dev);
+	} else if (lookup_layer_statx(h, h->subvolumes_fd, id, &stx) != 1) {
+		return 1;
 	}
 	char *p;
 	if (asprintf(&p, "%s/" SUBVOLUMES "/%s", h->home, id) < 0)
@@ -1263,13 +1265,14 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 	btrfslayer_list *list = bl_list_new();
 	int r = list ? 0 : -ENOMEM;
 	struct dirent *d;
+	bl_layer_path(h, "", path, sizeof(path));
+	size_t prefix_len = strlen(path);
 	while (r == 0 && (errno = 0, d = readdir(dir))) {
 		/* the reserved names and anything that is not a layer stay out */
 		if (bl_id_check(d->d_name, "layer id", NULL) < 0 ||
 		    lookup_layer(h, fd, d->d_name) != 1)
 			continue;
-		bl_layer_path(h, d->d_name, path, sizeof(path));
-		r = bl_list_add(list, d->d_name, path);
+		r = bl_list_add_path(list, path, prefix_len, d->d_name);
 	}
 	if (r == 0 && errno)
 		r = -errno;

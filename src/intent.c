@@ -17,16 +17,15 @@
  * Invariant: while a layer's kernel limit and record may disagree, or its
  * record may outlive it, an intent naming the layer exists, and it is on
  * disk before any of the changes it announces.  No fsync is needed for
- * that: the intent is metadata (an inode, its name, its attribute), the
- * changes it announces are metadata too (the quota tree, which only a
- * transaction commit writes, or names in home), and btrfs commits its
- * transactions whole and in order, so no crash keeps a change and loses
- * the intent made before it; the call's final commit (bl_commit()) makes
- * both durable.  File data is another matter: a commit does not write
- * back data still in the page cache, so a SET intent also carries its size
- * in the attribute ("set <subvolume> <id> <size>"), and whoever reads a
- * record whose decimal never reached the disk takes the size from there
- * (bl_intent_recorded_size()).
+ * that: the intent is metadata (an inode, its name, its attribute) and so
+ * are the changes it announces (the quota tree, which only a transaction
+ * commit writes, and names in home); btrfs commits its transactions whole
+ * and in order, so no crash keeps a change and loses the intent made
+ * before it, and the call's final commit (bl_commit()) makes both durable.
+ * A SET intent's data, the new record, is put into the running
+ * transaction before anything else happens (bl_ioctl_settle_data()): a
+ * commit writes metadata, not data still in the page cache, and a record
+ * renamed into place without its decimal would be garbage.
  * So a crash or a power cut leaves either nothing to do or an intent of a
  * dead handle's slot, and open's sweep finishes that intent: only what the
  * library was changing when it died is touched, never a limit an
@@ -47,8 +46,8 @@
 #include "internal.h"
 
 #define INTENT_XATTR "user.btrfslayer.intent"
-/* "clear ", a subvolume id, a space, a layer id, a space and a size */
-#define INTENT_MAX (6 + 20 + 1 + BTRFSLAYER_ID_MAX + 1 + 20 + 1)
+/* "clear ", a subvolume id, a space and a layer id */
+#define INTENT_MAX (6 + 20 + 1 + BTRFSLAYER_ID_MAX + 1)
 
 static void quotas_path(const btrfslayer *h, const char *name, char *buf, size_t len)
 {
@@ -80,11 +79,8 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 	}
 	if (in->fd < 0)
 		return bl_fail(err, -errno, "record size limit of layer %s", layer_path);
-	int len = op == BL_INTENT_SET
-		  ? snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s %" PRIu64, op_names[op],
-			     subvolume, id, size)
-		  : snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s", op_names[op],
-			     subvolume, id);
+	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s", op_names[op],
+			   subvolume, id);
 	if (op == BL_INTENT_SET) {
 		char content[BL_QUOTA_FILE_MAX];
 		size_t n = (size_t)bl_quota_file_format(size, content);
@@ -92,6 +88,9 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 		if (w != (ssize_t)n)
 			r = w < 0 ? -errno : -EIO;
 	}
+	/* the record's decimal in the running transaction, or earlier */
+	if (r == 0 && op == BL_INTENT_SET)
+		r = bl_ioctl_settle_data(in->fd);
 	/* on disk no later than anything it announces, with no fsync: see
 	 * the invariant above */
 	if (r == 0 && fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, XATTR_CREATE) < 0)
@@ -124,7 +123,7 @@ int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 			   op_names[BL_INTENT_REMOVE], subvolume, id);
 	int r = 0;
 	/* committed no later than the rename that makes it count (the
-	 * invariant above); the record's data is an earlier call's, on disk */
+	 * invariant above); the record's data is an earlier call's, settled */
 	if (fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, 0) < 0)
 		r = -errno;
 	for (int attempt = 0; r == 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
@@ -205,14 +204,20 @@ bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
 	return true;
 }
 
-/* Parse an intent attribute: its bl_intent_op, with the layer in id and
- * *subvolume, and the size it carries in *size (0 when it carries none:
- * not SET, or written by a version that kept the size in the data only);
- * -EINVAL when it is no intent. */
-static int parse_intent(char *intent, char id[BTRFSLAYER_ID_MAX + 1], uint64_t *subvolume,
-			uint64_t *size)
+/* What the intent file fd holds announces: its bl_intent_op, with the
+ * layer in id and *subvolume, and the new size in *size (0 when its content
+ * does not parse: it died before its data settled); -ENODATA when it is a plain
+ * temporary file. */
+static int read_intent(int fd, char id[BTRFSLAYER_ID_MAX + 1], uint64_t *subvolume,
+		       uint64_t *size)
 {
+	char intent[INTENT_MAX + 1], content[BL_QUOTA_FILE_MAX];
+	ssize_t n = fgetxattr(fd, INTENT_XATTR, intent, INTENT_MAX);
+	if (n < 0)
+		return errno == ENODATA ? -ENODATA : -EINVAL;
+	ssize_t c = read(fd, content, sizeof(content));
 	int r = 0;
+	intent[n] = '\0';
 	const char *rest = NULL;
 	for (int op = 0; op <= BL_INTENT_REMOVE && !rest; op++) {
 		size_t len = strlen(op_names[op]);
@@ -229,54 +234,13 @@ static int parse_intent(char *intent, char id[BTRFSLAYER_ID_MAX + 1], uint64_t *
 	if (errno || *end != ' ')
 		return -EINVAL;
 	rest = end + 1;
-	*size = 0;
-	char *space = strchr(rest, ' ');
-	if (space) {
-		/* only SET carries a size; ids have no spaces */
-		if (r != BL_INTENT_SET ||
-		    bl_quota_file_parse(space + 1, strlen(space + 1), size) < 0)
-			return -EINVAL;
-		*space = '\0';
-	}
 	if (bl_id_check(rest, "layer id", NULL) < 0)
 		return -EINVAL;
 	strcpy(id, rest);
+	*size = 0;
+	if (r == BL_INTENT_SET && (c < 0 || bl_quota_file_parse(content, (size_t)c, size) < 0))
+		*size = 0;
 	return r;
-}
-
-/* What the intent file fd holds announces: its bl_intent_op, with the
- * layer in id and *subvolume, and the new size in *size (from the data,
- * else from the attribute; 0 when neither has it: the call died before
- * its data or its attribute could say); -ENODATA when it is a plain
- * temporary file. */
-static int read_intent(int fd, char id[BTRFSLAYER_ID_MAX + 1], uint64_t *subvolume,
-		       uint64_t *size)
-{
-	char intent[INTENT_MAX + 1], content[BL_QUOTA_FILE_MAX];
-	ssize_t n = fgetxattr(fd, INTENT_XATTR, intent, INTENT_MAX);
-	if (n < 0)
-		return errno == ENODATA ? -ENODATA : -EINVAL;
-	intent[n] = '\0';
-	int r = parse_intent(intent, id, subvolume, size);
-	uint64_t written;
-	ssize_t c = read(fd, content, sizeof(content));
-	if (r == BL_INTENT_SET && c > 0 && bl_quota_file_parse(content, (size_t)c, &written) == 0)
-		*size = written;
-	return r;
-}
-
-int bl_intent_recorded_size(int fd, const char *id, uint64_t *size)
-{
-	char intent[INTENT_MAX + 1], named[BTRFSLAYER_ID_MAX + 1];
-	uint64_t subvolume;
-	ssize_t n = fgetxattr(fd, INTENT_XATTR, intent, INTENT_MAX);
-	if (n < 0)
-		return -ENODATA;
-	intent[n] = '\0';
-	if (parse_intent(intent, named, &subvolume, size) != BL_INTENT_SET || !*size ||
-	    strcmp(named, id))
-		return -ENODATA;
-	return 0;
 }
 
 /* Finish what a dead call announced, on layer id if it is still the
@@ -333,12 +297,7 @@ static int roll_forward(btrfslayer *h, struct bl_intent *in, const char *id,
 		drop(h, in, false);
 		return 0;
 	}
-	r = bl_intent_finish(h, id, in, path, err);
-	/* an intent whose data never reached the disk is a record without its
-	 * decimal: reading it writes that back */
-	if (r == 0 && in->op == BL_INTENT_SET)
-		bl_quota_file_read(h, id, &limit);
-	return r;
+	return bl_intent_finish(h, id, in, path, err);
 }
 
 int bl_intent_recover(btrfslayer *h, const char *name)

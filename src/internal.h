@@ -271,6 +271,10 @@ btrfslayer_list *bl_list_new(void);
 int bl_list_add(btrfslayer_list *list, const char *key, const char *value);
 int bl_list_addf(btrfslayer_list *list, const char *key, const char *fmt, ...) BL_PRINTF(3, 4);
 void bl_list_sort_by_key(btrfslayer_list *list);
+/* Append key with the value prefix + key, in one allocation (list of
+ * layers: a path per id); -ENOMEM on failure. */
+int bl_list_add_path(btrfslayer_list *list, const char *prefix, size_t prefix_len,
+		     const char *key);
 
 /* ---- idmap.c -------------------------------------------------------------- */
 
@@ -378,6 +382,12 @@ int bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id);
 int bl_ioctl_generation(int fd, uint64_t *generation);
 /* What the root tree says of the subvolume fd is the root of. */
 int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out);
+/* Put the data just written to the small file fd into the running
+ * transaction: written back, with its extent items in the metadata (FIEMAP
+ * with FIEMAP_FLAG_SYNC waits for the ordered extents to complete), so
+ * that any later transaction commit carries it.  No device flush: that is
+ * the commit's.  Falls back to fdatasync() where FIEMAP cannot. */
+int bl_ioctl_settle_data(int fd);
 /* Commit the running transaction of fd's filesystem and wait for it: what
  * was changed before the call survives a power cut.  File data still in
  * the page cache is written back too (syncfs). */
@@ -508,8 +518,9 @@ struct bl_intent {
 };
 /* Announce `op` on layer `id` (subvolume `subvolume`), with the new limit
  * `size` for BL_INTENT_SET: quotas/<in->name>, a fresh reserved name,
- * committed with the changes it announces, never after them (no fsync).  `layer_path` is for messages.  Make the changes, then
- * bl_intent_finish(), or bl_intent_abort() when nothing was changed. */
+ * committed with the changes it announces, never after them (intent.c).
+ * `layer_path` is for messages.  Make the changes, then bl_intent_finish(),
+ * or bl_intent_abort() when nothing was changed. */
 int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_t subvolume,
 		    uint64_t size, struct bl_intent *in, const char *layer_path,
 		    btrfslayer_error **err);
@@ -527,10 +538,6 @@ bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id);
  * and 0 returned: the caller removes the record after the layer. */
 int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 			   struct bl_intent *in, const char *layer_path, btrfslayer_error **err);
-/* The size a SET intent's attribute carries, for record `id` open as fd
- * whose data does not parse (a power cut came before its write-back): 0,
- * or -ENODATA when the attribute is no SET intent of `id` with a size. */
-int bl_intent_recorded_size(int fd, const char *id, uint64_t *size);
 /* The sweep found quotas/<name>, a dead handle's temporary: if it is an
  * intent, finish it (under the id's lock, taken without waiting): 1 when
  * done, -EBUSY when the id is locked by a live call, -ENODATA when it is

@@ -19,6 +19,8 @@
 #include <btrfsutil.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <linux/magic.h>
 
 #include "internal.h"
@@ -218,6 +220,18 @@ int bl_ioctl_generation(int fd, uint64_t *generation)
 		return -EOPNOTSUPP;	/* before Linux 5.14 */
 	*generation = args.generation;
 	return 0;
+}
+
+int bl_ioctl_settle_data(int fd)
+{
+	/* fm_extent_count 0: only the sync and a count, no extent copied */
+	struct fiemap map;
+	memset(&map, 0, sizeof(map));
+	map.fm_length = FIEMAP_MAX_OFFSET;
+	map.fm_flags = FIEMAP_FLAG_SYNC;
+	if (ioctl(fd, FS_IOC_FIEMAP, &map) == 0)
+		return 0;
+	return fdatasync(fd) < 0 ? -errno : 0;
 }
 
 int bl_ioctl_commit(int fd)

@@ -245,25 +245,6 @@ static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t 
 	snprintf(buf, len, "%s/" BL_QUOTAS "/%s", h->home, name);
 }
 
-/* Give record `id` (open as fd, found empty) back its decimal, for Docker's
- * driver, which reads nothing else.  Safe without the id's lock: an empty
- * file gets the bytes its own attribute names, or, replaced or removed
- * meanwhile, an inode no name leads to any more. */
-static void repair_record(btrfslayer *h, const char *id, int fd, uint64_t size)
-{
-	char content[BL_QUOTA_FILE_MAX];
-	struct stat was, is;
-	int w = bl_open_regular_beneath(h->quotas_fd, id, O_WRONLY, 0);
-	if (w < 0)
-		return;
-	size_t n = (size_t)bl_quota_file_format(size, content);
-	if (fstat(fd, &was) == 0 && fstat(w, &is) == 0 && was.st_ino == is.st_ino &&
-	    is.st_size == 0 && pwrite(w, content, n, 0) == (ssize_t)n)
-		bl_log(BTRFSLAYER_LOG_INFO, "recovery: wrote back the size in %s/" BL_QUOTAS "/%s, "
-		       "lost by a power cut", h->home, id);
-	close(w);
-}
-
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 {
 	char buf[BL_QUOTA_FILE_MAX], path[PATH_MAX];
@@ -279,15 +260,8 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 		return -EINVAL;
 	}
 	ssize_t n = read(fd, buf, sizeof(buf));
-	/* a record whose decimal never reached the disk (a power cut during
-	 * the call that wrote it): the size its intent attribute carries */
-	bool parsed = n >= 0 && bl_quota_file_parse(buf, (size_t)n, size) == 0;
-	if (!parsed && n == 0 && bl_intent_recorded_size(fd, id, size) == 0) {
-		parsed = true;
-		repair_record(h, id, fd, *size);
-	}
 	close(fd);
-	if (!parsed) {
+	if (n < 0 || bl_quota_file_parse(buf, (size_t)n, size) < 0) {
 		bl_log(BTRFSLAYER_LOG_WARNING,
 		       "ignoring quota file %s: not a decimal byte count", path);
 		return -EINVAL;

@@ -29,6 +29,7 @@
 	X(bl_ioctl_qgroup_create) X(bl_ioctl_qgroup_destroy)                     \
 	X(bl_ioctl_qgroup_info) X(bl_ioctl_subvolume_info)                       \
 	X(bl_ioctl_commit) X(bl_ioctl_generation) X(bl_ioctl_child_subvolume)           \
+	X(bl_ioctl_qgroup_max_referenced) X(bl_ioctl_settle_data)                \
 	X(bl_label_apply)
 
 enum fault_point {
