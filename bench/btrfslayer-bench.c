@@ -373,6 +373,18 @@ static int raw_limit_check(int fd)
 	return 0;
 }
 
+/* The record of a limit, read by hand: open, read, close. */
+static int raw_record(int quotas, const char *id)
+{
+	char buf[32];
+	int fd = openat(quotas, id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n > 0 ? 0 : -1;
+}
+
 static int open_under(int dirfd, const char *name)
 {
 	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -449,6 +461,9 @@ static void make_image(btrfslayer *h, int subvols, const char *id, int files)
 /* ---- the single-op rows ---------------------------------------------------------- */
 
 #define TIME(series, stmt) do { double t0_ = now_us(); stmt; add(series, now_us() - t0_); } while (0)
+/* a then b on even rounds, b then a on odd ones: neither always finds the
+ * caches the other warmed, nor always pays for the other's leftovers */
+#define PAIR(round, a, b) do { if ((round) % 2) { b; a; } else { a; b; } } while (0)
 
 static int counter;
 
@@ -467,14 +482,14 @@ static void bench_create_remove_empty(btrfslayer *h, enum mode mode, int rawfd)
 		next_id(id, sizeof(id), "e");
 		next_id(a, sizeof(a), "ra");
 		next_id(b, sizeof(b), "rb");
-		TIME(&c->lib, lib_create(h, id, NULL, 0, NULL));
-		TIME(&c->raw, check_sys(raw_create(rawfd, a), "create subvolume"));
-		TIME(&c->durable, check_sys(raw_create(rawfd, b), "create subvolume");
-		     check_sys(syncfs(rawfd), "syncfs"));
-		TIME(&d->lib, lib_remove(h, id));
-		TIME(&d->raw, check_sys(raw_destroy(rawfd, a), "delete subvolume"));
-		TIME(&d->durable, check_sys(raw_destroy(rawfd, b), "delete subvolume");
-		     check_sys(syncfs(rawfd), "syncfs"));
+		PAIR(i, TIME(&c->lib, lib_create(h, id, NULL, 0, NULL)),
+		     TIME(&c->raw, check_sys(raw_create(rawfd, a), "create subvolume"));
+		     TIME(&c->durable, check_sys(raw_create(rawfd, b), "create subvolume");
+			  check_sys(syncfs(rawfd), "syncfs")));
+		PAIR(i, TIME(&d->lib, lib_remove(h, id)),
+		     TIME(&d->raw, check_sys(raw_destroy(rawfd, a), "delete subvolume"));
+		     TIME(&d->durable, check_sys(raw_destroy(rawfd, b), "delete subvolume");
+			  check_sys(syncfs(rawfd), "syncfs")));
 	}
 }
 
@@ -575,32 +590,33 @@ static void bench_reads(btrfslayer *h, enum mode mode, int subvols, int quotas)
 	if (gl) {
 		lib_create(h, lid, NULL, 0, "1G");
 		gl->note = "raw: get, read the record, INO_LOOKUP, the limit's search";
-		u->note = "raw: open, INO_LOOKUP, status, info and limit searches, close";
+		u->note = "raw: open, INO_LOOKUP, status, info and limit searches, the record read, "
+			  "close";
 	}
 	btrfslayer_error *err = NULL;
 	struct stat st;
 	char *path;
-	char buf[32];
 	for (int i = 0; i < R.fast; i++) {
-		TIME(&e->lib, check(btrfslayer_exists(h, id, &err) == 1 ? 0 : -ENOENT, err, "exists"));
-		TIME(&e->raw, check_sys(fstatat(subvols, id, &st, AT_SYMLINK_NOFOLLOW), "stat"));
-		TIME(&g->lib, check(btrfslayer_get(h, id, NULL, &path, &err), err, "get"); free(path));
-		TIME(&g->raw, int fd = open_under(subvols, id); check_sys(fd, "open");
-		     check_sys(fstat(fd, &st), "fstat"); close(fd));
+		PAIR(i, TIME(&e->lib, check(btrfslayer_exists(h, id, &err) == 1 ? 0 : -ENOENT, err,
+					    "exists")),
+		     TIME(&e->raw, check_sys(fstatat(subvols, id, &st, AT_SYMLINK_NOFOLLOW), "stat")));
+		PAIR(i, TIME(&g->lib, check(btrfslayer_get(h, id, NULL, &path, &err), err, "get");
+			     free(path)),
+		     TIME(&g->raw, int fd = open_under(subvols, id); check_sys(fd, "open");
+			  check_sys(fstat(fd, &st), "fstat"); close(fd)));
 		if (!gl)
 			continue;
-		TIME(&gl->lib, check(btrfslayer_get(h, lid, NULL, &path, &err), err, "get");
-		     free(path));
-		TIME(&gl->raw, int fd = open_under(subvols, lid); check_sys(fd, "open");
-		     check_sys(fstat(fd, &st), "fstat");
-		     int q = openat(quotas, lid, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		     check_sys(q, "open record"); check_sys((int)read(q, buf, sizeof(buf)), "read");
-		     close(q); check_sys(raw_limit_check(fd), "search"); close(fd));
+		PAIR(i, TIME(&gl->lib, check(btrfslayer_get(h, lid, NULL, &path, &err), err, "get");
+			     free(path)),
+		     TIME(&gl->raw, int fd = open_under(subvols, lid); check_sys(fd, "open");
+			  check_sys(fstat(fd, &st), "fstat"); check_sys(raw_record(quotas, lid), "record");
+			  check_sys(raw_limit_check(fd), "search"); close(fd)));
 		btrfslayer_usage usage;
-		TIME(&u->lib, check(btrfslayer_get_usage(h, lid, 0, &usage, sizeof(usage), &err), err,
-				    "usage"));
-		TIME(&u->raw, int fd = open_under(subvols, lid); check_sys(fd, "open");
-		     check_sys(raw_usage(fd), "search"); close(fd));
+		PAIR(i, TIME(&u->lib, check(btrfslayer_get_usage(h, lid, 0, &usage, sizeof(usage), &err),
+					    err, "usage")),
+		     TIME(&u->raw, int fd = open_under(subvols, lid); check_sys(fd, "open");
+			  check_sys(raw_usage(fd), "search"); check_sys(raw_record(quotas, lid), "record");
+			  close(fd)));
 	}
 	lib_remove(h, id);
 	if (gl)
@@ -761,14 +777,19 @@ static void bench_scale(enum mode mode, int subvols, int layers)
 			TIME(&s->create, lib_create(h, id, NULL, 0, NULL));
 			TIME(&s->remove, lib_remove(h, id));
 		}
-		if (i < R.list) {
+		/* a few of each per open, in alternating order: neither one
+		 * always finds the caches the other warmed */
+		for (int k = 0; i < R.list && k < 4; k++) {
 			btrfslayer_list *list;
+			int n;
+			if (k % 2)
+				TIME(&s->raw_list, n = raw_list(subvols));
 			TIME(&s->list, check(btrfslayer_layers(h, &list, &err), err, "list"));
 			if (btrfslayer_list_count(list) != (size_t)layers)
 				die("list: %zu layers, expected %d", btrfslayer_list_count(list), layers);
 			btrfslayer_list_free(list);
-			int n;
-			TIME(&s->raw_list, n = raw_list(subvols));
+			if (!(k % 2))
+				TIME(&s->raw_list, n = raw_list(subvols));
 			if (n != layers)
 				die("raw list: %d entries, expected %d", n, layers);
 		}

@@ -1149,11 +1149,12 @@ out:
 static int get_unlocked(btrfslayer *h, const char *id, char **out)
 {
 	struct statx stx;
+	struct stat st;
 	uint64_t size;
-	/* none, or garbage (logged): no limit to apply, as in
-	 * bl_quota_reapply() */
-	if (bl_quota_file_read(h, id, &size) == 0) {
-		struct stat st;
+	/* none (a stat tells, cheaper than the checked open), or garbage
+	 * (logged): no limit to apply, as in bl_quota_reapply() */
+	bool record = fstatat(h->quotas_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+	if (record && bl_quota_file_read(h, id, &size) == 0) {
 		int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
 		bool kept = fd >= 0 && fstat(fd, &st) == 0 && bl_stat_is_subvolume(&st) &&
 			    bl_quota_limit_is(fd, size);
