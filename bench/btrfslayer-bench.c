@@ -63,8 +63,8 @@ struct rounds {
 	int cold;
 	int open;
 };
-static const struct rounds full_rounds = { 20000, 40, 150, 40, 15, 40 };
-static const struct rounds quick_rounds = { 5000, 10, 50, 15, 5, 10 };
+static const struct rounds full_rounds = { 20000, 40, 200, 50, 20, 40 };
+static const struct rounds quick_rounds = { 5000, 10, 80, 20, 6, 10 };
 static struct rounds R;
 
 #define SCALE_SMALL 100
