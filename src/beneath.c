@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -305,6 +306,29 @@ int bl_lookup_layer(int dirfd, const char *name)
 	if (r == -EXDEV)
 		return 0;	/* a subvolume mounted here from elsewhere */
 	return r < 0 ? r : 1;
+}
+
+int bl_lookup_layer_on(int dirfd, uint64_t dir_mount, const char *name, struct statx *stx)
+{
+	/* one statx: type, inode and mount id at once (the mount id of dirfd
+	 * is the caller's, read once) */
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+		  STATX_TYPE | STATX_INO | STATX_MNT_ID, stx) < 0)
+		return errno == ENOSYS || errno == EPERM ? -EOPNOTSUPP : -errno;
+	if (!(stx->stx_mask & STATX_MNT_ID))
+		return -EOPNOTSUPP;	/* before Linux 5.8 */
+	if (!bl_statx_is_subvolume(stx))
+		return 0;
+	return stx->stx_mnt_id == dir_mount;	/* another: mounted here */
+}
+
+int bl_path_leads_to_statx(const char *path, const struct statx *stx)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? -ESTALE : -errno;
+	return st.st_dev == makedev(stx->stx_dev_major, stx->stx_dev_minor) &&
+	       st.st_ino == stx->stx_ino ? 0 : -ESTALE;
 }
 
 int bl_path_leads_to(const char *path, int fd)

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -574,7 +575,9 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 	}
 	if (fd < 0)
 		return bl_fail(err, fd, "%s: %s", step, path);
-	int r = bl_ioctl_is_subvolume(fd);
+	/* on subvolumes/' own mount, so on its btrfs: the inode tells */
+	struct stat st;
+	int r = fstat(fd, &st) < 0 ? -errno : bl_stat_is_subvolume(&st);
 	if (r == 1)
 		return fd;
 	close(fd);
@@ -584,11 +587,36 @@ int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 	return bl_fail(err, r, "%s: %s", step, path);
 }
 
+/* The mount id of h->subvolumes_fd, read once: -EOPNOTSUPP when the
+ * kernel cannot tell. */
+static int subvolumes_mount(btrfslayer *h, uint64_t *id)
+{
+	*id = __atomic_load_n(&h->subvolumes_mount, __ATOMIC_RELAXED);
+	if (*id)
+		return 0;
+	int r = bl_mount_id(h->subvolumes_fd, "", id);
+	if (r == 0)
+		__atomic_store_n(&h->subvolumes_mount, *id, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* bl_lookup_layer() of `name` in dirfd (a directory on subvolumes/' mount)
+ * in one statx; -EOPNOTSUPP when that cannot tell. */
+static int lookup_layer_statx(btrfslayer *h, int dirfd, const char *name, struct statx *stx)
+{
+	uint64_t mount;
+	int r = subvolumes_mount(h, &mount);
+	return r < 0 ? r : bl_lookup_layer_on(dirfd, mount, name, stx);
+}
+
 /* 1 if `name` is a layer, 0 if not (bl_lookup_layer(), and a layer mounted
  * on itself counts). */
 static int lookup_layer(btrfslayer *h, int dirfd, const char *name)
 {
-	int r = bl_lookup_layer(dirfd, name);
+	struct statx stx;
+	int r = lookup_layer_statx(h, dirfd, name, &stx);
+	if (r == -EOPNOTSUPP)
+		r = bl_lookup_layer(dirfd, name);
 	if (r != 0)
 		return r;
 	int fd = open_self_mounted_layer(h, name);
@@ -1156,6 +1184,43 @@ out:
 	return r;
 }
 
+/* get() without the id's lock, when there is nothing to write: a layer
+ * with no record (found in one statx), or with one whose limit the kernel
+ * has, and the path leading to it.  0 with *out set, or 1 when it cannot
+ * tell: then the locked path decides (and waits out a removal in flight). */
+static int get_unlocked(btrfslayer *h, const char *id, char **out)
+{
+	struct statx stx;
+	struct stat st;
+	uint64_t size;
+	/* none (a stat tells, cheaper than the checked open), or garbage
+	 * (logged): no limit to apply, as in bl_quota_reapply() */
+	bool record = fstatat(h->quotas_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
+	if (record && bl_quota_file_read(h, id, &size) == 0) {
+		int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
+		bool kept = fd >= 0 && fstat(fd, &st) == 0 && bl_stat_is_subvolume(&st) &&
+			    bl_quota_limit_is(fd, size);
+		if (fd >= 0)
+			close(fd);
+		if (!kept)
+			return 1;
+		stx.stx_ino = st.st_ino;
+		stx.stx_dev_major = major(st.st_dev);
+		stx.stx_dev_minor = minor(st.st_dev);
+	} else if (lookup_layer_statx(h, h->subvolumes_fd, id, &stx) != 1) {
+		return 1;
+	}
+	char *p;
+	if (asprintf(&p, "%s/" SUBVOLUMES "/%s", h->home, id) < 0)
+		return 1;
+	if (bl_path_leads_to_statx(p, &stx) < 0) {
+		free(p);
+		return 1;
+	}
+	*out = p;
+	return 0;
+}
+
 BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 				  const char *mount_label, char **path,
 				  btrfslayer_error **err)
@@ -1168,6 +1233,8 @@ BTRFSLAYER_API int btrfslayer_get(btrfslayer *h, const char *id,
 		return r;
 	if (!path)
 		return bl_fail_msg(err, -EINVAL, "get layer %s: no place for the path (NULL)", id);
+	if (get_unlocked(h, id, path) == 0)
+		return 0;
 	char layer[PATH_MAX], *p = NULL;
 	bl_id_lock(h, id);
 	int fd = bl_open_layer(h, id, "get layer", err);
@@ -1241,13 +1308,14 @@ BTRFSLAYER_API int btrfslayer_layers(btrfslayer *h, btrfslayer_list **out,
 	btrfslayer_list *list = bl_list_new();
 	int r = list ? 0 : -ENOMEM;
 	struct dirent *d;
+	bl_layer_path(h, "", path, sizeof(path));
+	size_t prefix_len = strlen(path);
 	while (r == 0 && (errno = 0, d = readdir(dir))) {
 		/* the reserved names and anything that is not a layer stay out */
 		if (bl_id_check(d->d_name, "layer id", NULL) < 0 ||
 		    lookup_layer(h, fd, d->d_name) != 1)
 			continue;
-		bl_layer_path(h, d->d_name, path, sizeof(path));
-		r = bl_list_add(list, d->d_name, path);
+		r = bl_list_add_path(list, path, prefix_len, d->d_name);
 	}
 	if (r == 0 && errno)
 		r = -errno;

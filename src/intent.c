@@ -16,7 +16,16 @@
  *
  * Invariant: while a layer's kernel limit and record may disagree, or its
  * record may outlive it, an intent naming the layer exists, and it is on
- * disk before any of the changes it announces (it is synced before them).
+ * disk before any of the changes it announces.  No fsync is needed for
+ * that: the intent is metadata (an inode, its name, its attribute) and so
+ * are the changes it announces (the quota tree, which only a transaction
+ * commit writes, and names in home); btrfs commits its transactions whole
+ * and in order, so no crash keeps a change and loses the intent made
+ * before it, and the call's final commit (bl_commit()) makes both durable.
+ * A SET intent's data, the new record, is put into the running
+ * transaction before anything else happens (bl_ioctl_settle_data()): a
+ * commit writes metadata, not data still in the page cache, and a record
+ * renamed into place without its decimal would be garbage.
  * So a crash or a power cut leaves either nothing to do or an intent of a
  * dead handle's slot, and open's sweep finishes that intent: only what the
  * library was changing when it died is touched, never a limit an
@@ -79,11 +88,12 @@ int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_
 		if (w != (ssize_t)n)
 			r = w < 0 ? -errno : -EIO;
 	}
+	/* the record's decimal in the running transaction, or earlier */
+	if (r == 0 && op == BL_INTENT_SET)
+		r = bl_ioctl_settle_data(in->fd);
+	/* on disk no later than anything it announces, with no fsync: see
+	 * the invariant above */
 	if (r == 0 && fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, XATTR_CREATE) < 0)
-		r = -errno;
-	/* on disk before anything it announces: a power cut must not keep a
-	 * change and lose the intent that lets the sweep finish it */
-	if (r == 0 && fsync(in->fd) < 0)
 		r = -errno;
 	if (r < 0) {
 		/* the file is the library's business: the message names the layer */
@@ -112,10 +122,9 @@ int bl_intent_stash_record(btrfslayer *h, const char *id, uint64_t subvolume,
 	int len = snprintf(intent, sizeof(intent), "%s %" PRIu64 " %s",
 			   op_names[BL_INTENT_REMOVE], subvolume, id);
 	int r = 0;
+	/* committed no later than the rename that makes it count (the
+	 * invariant above); the record's data is an earlier call's, settled */
 	if (fsetxattr(in->fd, INTENT_XATTR, intent, (size_t)len, 0) < 0)
-		r = -errno;
-	/* the attribute is on disk before the rename that makes it count */
-	if (r == 0 && fsync(in->fd) < 0)
 		r = -errno;
 	for (int attempt = 0; r == 0 && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
 		bl_reserved_name(h, BL_TOMB_PREFIX, in->name);
@@ -197,7 +206,7 @@ bool bl_intent_abort(btrfslayer *h, struct bl_intent *in, const char *id)
 
 /* What the intent file fd holds announces: its bl_intent_op, with the
  * layer in id and *subvolume, and the new size in *size (0 when its content
- * does not parse: it died before its sync); -ENODATA when it is a plain
+ * does not parse: it died before its data settled); -ENODATA when it is a plain
  * temporary file. */
 static int read_intent(int fd, char id[BTRFSLAYER_ID_MAX + 1], uint64_t *subvolume,
 		       uint64_t *size)

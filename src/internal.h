@@ -91,6 +91,8 @@ struct btrfslayer {
 	bool layout_made[2];	/* ... HOME/subvolumes, HOME/quotas */
 	bool idmap_written;	/* ... HOME/.idmap */
 	bool read_only;		/* btrfs.read_only: changes nothing (readonly.c) */
+	uint64_t subvolumes_mount;	/* mount id of subvolumes_fd, read at its
+					 * first use (atomic); 0 until then */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -284,6 +286,10 @@ btrfslayer_list *bl_list_new(void);
 int bl_list_add(btrfslayer_list *list, const char *key, const char *value);
 int bl_list_addf(btrfslayer_list *list, const char *key, const char *fmt, ...) BL_PRINTF(3, 4);
 void bl_list_sort_by_key(btrfslayer_list *list);
+/* Append key with the value prefix + key, in one allocation (list of
+ * layers: a path per id); -ENOMEM on failure. */
+int bl_list_add_path(btrfslayer_list *list, const char *prefix, size_t prefix_len,
+		     const char *key);
 
 /* ---- idmap.c -------------------------------------------------------------- */
 
@@ -357,6 +363,9 @@ int bl_ioctl_fs_uuid(int fd, uint8_t uuid[16]);
 struct stat;
 /* Whether an fstatat() result is a subvolume root (no fd needed). */
 bool bl_stat_is_subvolume(const struct stat *st);
+struct statx;
+/* The same for a statx() result (with STATX_TYPE and STATX_INO). */
+bool bl_statx_is_subvolume(const struct statx *stx);
 /* 1 if fd is the root of a subvolume, 0 if not. */
 int bl_ioctl_is_subvolume(int fd);
 int bl_ioctl_subvolume_id(int fd, uint64_t *id);
@@ -403,6 +412,12 @@ int bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id);
 int bl_ioctl_generation(int fd, uint64_t *generation);
 /* What the root tree says of the subvolume fd is the root of. */
 int bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out);
+/* Put the data just written to the small file fd into the running
+ * transaction: written back, with its extent items in the metadata (FIEMAP
+ * with FIEMAP_FLAG_SYNC waits for the ordered extents to complete), so
+ * that any later transaction commit carries it.  No device flush: that is
+ * the commit's.  Falls back to fdatasync() where FIEMAP cannot. */
+int bl_ioctl_settle_data(int fd);
 /* Commit the running transaction of fd's filesystem and wait for it: what
  * was changed before the call survives a power cut.  File data still in
  * the page cache is written back too (syncfs). */
@@ -486,6 +501,9 @@ struct bl_qgroup {
  * numbers as of the last transaction commit.  -ENOENT when there is no such
  * qgroup or quotas are off.  Without CAP_SYS_ADMIN, from sysfs. */
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out);
+/* Only its referenced limit (0: none), in one search: -ENOENT when the
+ * qgroup was never limited, has no qgroup, or quotas are off. */
+int bl_ioctl_qgroup_max_referenced(int fd, uint64_t qgroupid, uint64_t *max_referenced);
 /* Whether the qgroup's only limit is max_referenced (0: it has none at all,
  * of any kind): what bl_ioctl_qgroup_limit() leaves. */
 bool bl_qgroup_limited_to(const struct bl_qgroup *qgroup, uint64_t max_referenced);
@@ -520,6 +538,10 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
  * (garbage is logged). */
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err);
+/* Whether the kernel's referenced limit of the subvolume fd is the root
+ * of is `size` (what get() would otherwise apply again): 1 if so, 0 if not
+ * (or when it cannot tell), read without a transaction. */
+int bl_quota_limit_is(int fd, uint64_t size);
 /* A snapshot taken with full qgroups gets its source's limit from the
  * kernel; a layer must have only the limit it was given: clear it. */
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);
@@ -587,8 +609,9 @@ struct bl_intent {
 };
 /* Announce `op` on layer `id` (subvolume `subvolume`), with the new limit
  * `size` for BL_INTENT_SET: quotas/<in->name>, a fresh reserved name,
- * synced.  `layer_path` is for messages.  Make the changes, then
- * bl_intent_finish(), or bl_intent_abort() when nothing was changed. */
+ * committed with the changes it announces, never after them (intent.c).
+ * `layer_path` is for messages.  Make the changes, then bl_intent_finish(),
+ * or bl_intent_abort() when nothing was changed. */
 int bl_intent_begin(btrfslayer *h, enum bl_intent_op op, const char *id, uint64_t subvolume,
 		    uint64_t size, struct bl_intent *in, const char *layer_path,
 		    btrfslayer_error **err);
@@ -788,6 +811,15 @@ int bl_open_path_beneath(int dirfd, const char *path);
  * not a symlink), 0 if it is something else, a negative errno (-ENOENT when
  * missing) on failure. */
 int bl_lookup_layer(int dirfd, const char *name);
+/* bl_lookup_layer() in one statx, for the hot paths (exists, get, list):
+ * dir_mount is dirfd's mount id (bl_mount_id(), read once).  1 or 0 as
+ * bl_lookup_layer() (0 also for a subvolume mounted here), with what statx
+ * said in *stx; -EOPNOTSUPP when statx cannot give the mount id (before
+ * Linux 5.8): then ask bl_lookup_layer(). */
+struct statx;
+int bl_lookup_layer_on(int dirfd, uint64_t dir_mount, const char *name, struct statx *stx);
+/* bl_path_leads_to() for the file statx described in *stx. */
+int bl_path_leads_to_statx(const char *path, const struct statx *stx);
 /* Open regular file `name` of dirfd without following a symlink, without
  * crossing a mount point and without opening anything else (a device, a
  * fifo): it is opened O_PATH and checked first, then that same inode is

@@ -25,6 +25,8 @@
 #include <btrfsutil.h>
 #include <linux/btrfs.h>
 #include <linux/btrfs_tree.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <linux/magic.h>
 
 #include "internal.h"
@@ -92,6 +94,11 @@ int bl_ioctl_fs_uuid(int fd, uint8_t uuid[16])
 bool bl_stat_is_subvolume(const struct stat *st)
 {
 	return S_ISDIR(st->st_mode) && st->st_ino == BTRFS_FIRST_FREE_OBJECTID;
+}
+
+bool bl_statx_is_subvolume(const struct statx *stx)
+{
+	return S_ISDIR(stx->stx_mode) && stx->stx_ino == BTRFS_FIRST_FREE_OBJECTID;
 }
 
 int bl_ioctl_is_subvolume(int fd)
@@ -347,6 +354,18 @@ int bl_ioctl_generation(int fd, uint64_t *generation)
 		return -EOPNOTSUPP;	/* before Linux 5.14 */
 	*generation = args.generation;
 	return 0;
+}
+
+int bl_ioctl_settle_data(int fd)
+{
+	/* fm_extent_count 0: only the sync and a count, no extent copied */
+	struct fiemap map;
+	memset(&map, 0, sizeof(map));
+	map.fm_length = FIEMAP_MAX_OFFSET;
+	map.fm_flags = FIEMAP_FLAG_SYNC;
+	if (ioctl(fd, FS_IOC_FIEMAP, &map) == 0)
+		return 0;
+	return fdatasync(fd) < 0 ? -errno : 0;
 }
 
 int bl_ioctl_commit(int fd)
@@ -637,9 +656,6 @@ static int quota_status_sysfs(int fd, enum bl_quota_mode *mode, bool *inconsiste
 int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 {
 	struct btrfs_ioctl_search_args args;
-	int r = bl_check_btrfs(fd);
-	if (r < 0)
-		return r;
 
 	memset(&args, 0, sizeof(args));
 	args.key.tree_id = BTRFS_QUOTA_TREE_OBJECTID;
@@ -651,8 +667,13 @@ int bl_ioctl_quota_status(int fd, enum bl_quota_mode *mode, bool *inconsistent)
 	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0) {
 		if (errno == EPERM)	/* no CAP_SYS_ADMIN */
 			return quota_status_sysfs(fd, mode, inconsistent);
-		if (errno != ENOENT)	/* ENOENT: no quota tree, quotas off */
-			return -errno;
+		int e = -errno;
+		if (e != -ENOENT) {	/* ENOENT: no quota tree, quotas off */
+			/* not btrfs at all, rather than the ioctl's -ENOTTY; asked
+			 * only then (a statfs less on every call) */
+			int r = bl_check_btrfs(fd);
+			return r < 0 ? r : e;
+		}
 		args.key.nr_items = 0;
 	}
 
@@ -844,6 +865,16 @@ static int qgroup_info_sysfs(int fd, uint64_t qgroupid, struct bl_qgroup *out)
 	if (out->limit_flags & BTRFS_QGROUP_LIMIT_MAX_EXCL)
 		out->max_exclusive = values[4];
 	return 0;
+}
+
+int bl_ioctl_qgroup_max_referenced(int fd, uint64_t qgroupid, uint64_t *max_referenced)
+{
+	struct btrfs_qgroup_limit_item limit;
+	int r = quota_tree_item(fd, BTRFS_QGROUP_LIMIT_KEY, qgroupid, &limit, sizeof(limit));
+	*max_referenced = 0;
+	if (r == 0 && (le64toh(limit.flags) & BTRFS_QGROUP_LIMIT_MAX_RFER))
+		*max_referenced = le64toh(limit.max_rfer);
+	return r;
 }
 
 int bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out)

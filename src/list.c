@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,9 @@
 #include "internal.h"
 
 struct entry {
-	char *key;
+	char *key;	/* its own allocation, or the end of value's */
 	char *value;
+	bool key_in_value;	/* bl_list_add_path(): one allocation */
 };
 
 struct btrfslayer_list {
@@ -26,24 +28,46 @@ btrfslayer_list *bl_list_new(void)
 }
 
 /* Takes ownership of key and value, even on failure. */
+/* Room for one more entry. */
+static int grow(btrfslayer_list *list)
+{
+	if (list->count < list->cap)
+		return 0;
+	size_t ncap = list->cap ? 2 * list->cap : 16;
+	struct entry *grown = reallocarray(list->entries, ncap, sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	list->entries = grown;
+	list->cap = ncap;
+	return 0;
+}
+
 static int add_owned(btrfslayer_list *list, char *key, char *value)
 {
-	if (!key || !value)
-		goto oom;
-	if (list->count == list->cap) {
-		size_t ncap = list->cap ? 2 * list->cap : 16;
-		struct entry *grown = reallocarray(list->entries, ncap, sizeof(*grown));
-		if (!grown)
-			goto oom;
-		list->entries = grown;
-		list->cap = ncap;
+	if (!key || !value || grow(list) < 0) {
+		free(key);
+		free(value);
+		return -ENOMEM;
 	}
-	list->entries[list->count++] = (struct entry){ key, value };
+	list->entries[list->count++] = (struct entry){ key, value, false };
 	return 0;
-oom:
-	free(key);
-	free(value);
-	return -ENOMEM;
+}
+
+int bl_list_add_path(btrfslayer_list *list, const char *prefix, size_t prefix_len,
+		     const char *key)
+{
+	size_t len = strlen(key);
+	char *value = malloc(prefix_len + len + 1);	/* value, then key at its end */
+	if (!value)
+		return -ENOMEM;
+	memcpy(value, prefix, prefix_len);
+	memcpy(value + prefix_len, key, len + 1);
+	if (grow(list) < 0) {
+		free(value);
+		return -ENOMEM;
+	}
+	list->entries[list->count++] = (struct entry){ value + prefix_len, value, true };
+	return 0;
 }
 
 int bl_list_add(btrfslayer_list *list, const char *key, const char *value)
@@ -93,7 +117,8 @@ BTRFSLAYER_API void btrfslayer_list_free(btrfslayer_list *list)
 	if (!list)
 		return;
 	for (size_t i = 0; i < list->count; i++) {
-		free(list->entries[i].key);
+		if (!list->entries[i].key_in_value)
+			free(list->entries[i].key);
 		free(list->entries[i].value);
 	}
 	free(list->entries);

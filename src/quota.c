@@ -238,6 +238,13 @@ static int limit_to(int fd, uint64_t size, const char *path, btrfslayer_error **
 	return r < 0 ? r : 1;
 }
 
+int bl_quota_limit_is(int fd, uint64_t size)
+{
+	uint64_t subvolume, max;
+	return bl_ioctl_subvolume_id(fd, &subvolume) == 0 &&
+	       bl_ioctl_qgroup_max_referenced(fd, subvolume, &max) == 0 && max == size;
+}
+
 int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
 		     btrfslayer_error **err)
 {

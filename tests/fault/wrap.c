@@ -471,6 +471,20 @@ int __wrap_bl_ioctl_qgroup_info(int fd, uint64_t qgroupid, struct bl_qgroup *out
 	return __real_bl_ioctl_qgroup_info(fd, qgroupid, out);
 }
 
+DECLARE(bl_ioctl_qgroup_max_referenced);
+int __wrap_bl_ioctl_qgroup_max_referenced(int fd, uint64_t qgroupid, uint64_t *max_referenced)
+{
+	BL_FAULT(bl_ioctl_qgroup_max_referenced);
+	return __real_bl_ioctl_qgroup_max_referenced(fd, qgroupid, max_referenced);
+}
+
+DECLARE(bl_ioctl_settle_data);
+int __wrap_bl_ioctl_settle_data(int fd)
+{
+	BL_FAULT(bl_ioctl_settle_data);
+	return __real_bl_ioctl_settle_data(fd);
+}
+
 DECLARE(bl_ioctl_subvolume_info);
 int __wrap_bl_ioctl_subvolume_info(int fd, struct bl_subvolume_info *out)
 {
