@@ -13,8 +13,13 @@
 #   abi       the normal build's library against the 1.0 baseline
 #             (scripts/abi-check.sh)
 #   consumer  install into a temporary prefix, then build and run a program
-#             against it with pkg-config and with find_package
-#             (scripts/consumer-test.sh)
+#             against it with pkg-config and with find_package, and the Go and
+#             Python bindings' suites against it (scripts/consumer-test.sh)
+#   go        the Go binding: gofmt, go vet, go test -race (scripts/go-test.sh)
+#   python    the Python binding: mypy --strict, pytest (scripts/py-test.sh)
+#   snapshotter  the containerd snapshotter: containerd's snapshotter suite
+#             through the daemon, and end to end under a real containerd
+#             (scripts/snapshotter-test.sh)
 #   tsan      the tests again with ThreadSanitizer (tests/stress/ above all): any
 #             report of a data race or a lock-order inversion fails
 #   valgrind  the integration tests and the hostile suite of the normal
@@ -77,6 +82,8 @@ bash scripts/consumer-test.sh
 stage_done consumer
 bash scripts/go-test.sh build
 stage_done go
+bash scripts/py-test.sh build
+stage_done python
 bash scripts/snapshotter-test.sh build
 stage_done snapshotter
 tsan_suite
@@ -85,7 +92,5 @@ bash scripts/valgrind.sh build
 stage_done valgrind
 bash scripts/fuzz.sh
 stage_done fuzz
-bash scripts/py-test.sh build
-stage_done python
 
 echo "test: all stages passed in $((SECONDS - start))s (${timings[*]})"
