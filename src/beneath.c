@@ -213,6 +213,22 @@ int bl_open_dir_beneath(int dirfd, const char *name)
 	return open_beneath(dirfd, name, DIR_FLAGS);
 }
 
+int bl_open_dir_checked(int dirfd, const char *name, const char *path, btrfslayer_error **err)
+{
+	int fd = bl_open_dir_beneath(dirfd, name);
+	if (fd >= 0 || fd == -ENOENT)
+		return fd;
+	if (fd == -EXDEV)
+		return bl_fail_msg(err, -EXDEV, "open directory: %s: is a mount point, refusing to use it",
+				   path);
+	struct stat st;
+	if ((fd == -ELOOP || fd == -ENOTDIR) &&
+	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: %s, refusing to use it",
+				   path, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory");
+	return bl_fail(err, fd, "open directory: %s", path);
+}
+
 int bl_open_file_beneath(int dirfd, const char *name, int flags)
 {
 	return open_beneath(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC);

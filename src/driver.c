@@ -152,27 +152,9 @@ static int set_layout(int fd, mode_t mode, uid_t uid, gid_t gid, const char *pat
 	return 0;
 }
 
-/* Open directory `name` of dirfd, refusing a symlink, a non-directory or a
- * mount point; -ENOENT, with no error set, when it is missing. */
-static int open_dir(int dirfd, const char *name, const char *path, btrfslayer_error **err)
-{
-	int fd = bl_open_dir_beneath(dirfd, name);
-	if (fd >= 0 || fd == -ENOENT)
-		return fd;
-	if (fd == -EXDEV)
-		return bl_fail_msg(err, -EXDEV, "open directory: %s: is a mount point, refusing to use it",
-				   path);
-	struct stat st;
-	if ((fd == -ELOOP || fd == -ENOTDIR) &&
-	    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
-		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: %s, refusing to use it",
-				   path, S_ISLNK(st.st_mode) ? "is a symbolic link" : "is not a directory");
-	return bl_fail(err, fd, "open directory: %s", path);
-}
-
-/* Finish what open_dir() found at `name`: when it was missing (-ENOENT),
- * make it (*made says so) and open it; then give it the layout's owner and
- * mode if it was made or lay_out says so. */
+/* Finish what bl_open_dir_checked() found at `name`: when it was missing
+ * (-ENOENT), make it (*made says so) and open it; then give it the layout's
+ * owner and mode if it was made or lay_out says so. */
 static int make_dir_if_missing(int fd, int dirfd, const char *name, mode_t mode, uid_t uid,
 			       gid_t gid, bool lay_out, bool *made, const char *path,
 			       btrfslayer_error **err)
@@ -182,7 +164,7 @@ static int make_dir_if_missing(int fd, int dirfd, const char *name, mode_t mode,
 		*made = mkdirat(dirfd, name, mode) == 0;
 		if (!*made && errno != EEXIST)
 			return bl_fail(err, -errno, "create directory: %s", path);
-		fd = open_dir(dirfd, name, path, err);
+		fd = bl_open_dir_checked(dirfd, name, path, err);
 		if (fd == -ENOENT)
 			return bl_fail(err, fd, "open new directory: %s", path);
 	}
@@ -296,7 +278,8 @@ static int open_layout(btrfslayer *h, bool lay_out, btrfslayer_error **err)
 
 	for (int i = 0; i < 2; i++) {
 		snprintf(paths[i], sizeof(paths[i]), "%s/%s", h->home, names[i]);
-		found[i] = r < 0 ? -ENOENT : open_dir(h->home_fd, names[i], paths[i], err);
+		found[i] = r < 0 ? -ENOENT
+				 : bl_open_dir_checked(h->home_fd, names[i], paths[i], err);
 		if (found[i] < 0 && found[i] != -ENOENT)
 			r = found[i];
 	}
@@ -335,7 +318,7 @@ static int check_layout(btrfslayer *h, btrfslayer_error **err)
 	char path[PATH_MAX];
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "%s/%s", h->home, names[i]);
-		int fd = open_dir(h->home_fd, names[i], path, err);
+		int fd = bl_open_dir_checked(h->home_fd, names[i], path, err);
 		if (fd < 0 && fd != -ENOENT)
 			return fd;
 		if (fd >= 0)

@@ -800,6 +800,10 @@ int bl_check_component(const char *name);
  * directory), -EXDEV (a mount point), -ENOENT, -EOPNOTSUPP (this kernel
  * cannot tell a mount point: see bl_mount_id()), ... */
 int bl_open_dir_beneath(int dirfd, const char *name);
+/* bl_open_dir_beneath() with the error said: "open directory: <path>: ..."
+ * for a symlink, a non-directory or a mount point.  -ENOENT, with no error
+ * set, when it is missing (the caller decides whether to make it). */
+int bl_open_dir_checked(int dirfd, const char *name, const char *path, btrfslayer_error **err);
 /* The same for a file, opened with `flags` (O_NOFOLLOW and O_CLOEXEC added),
  * whatever it is: a device or fifo is opened too.  For a file the library
  * keeps, bl_open_regular_beneath(). */

@@ -36,18 +36,10 @@ static int open_existing(btrfslayer *h, const char *name, btrfslayer_error **err
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", h->home, name);
-	int fd = bl_open_dir_beneath(h->home_fd, name);
+	int fd = bl_open_dir_checked(h->home_fd, name, path, err);
 	if (fd == -ENOENT)
 		return bl_fail_msg(err, -ENOENT, "open home read-only: %s: missing (a read-only "
 				   "handle makes nothing: open it writable once)", path);
-	if (fd == -EXDEV)
-		return bl_fail_msg(err, -EXDEV, "open directory: %s: is a mount point, refusing "
-				   "to use it", path);
-	if (fd == -ELOOP || fd == -ENOTDIR)
-		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: not a directory, refusing "
-				   "to use it", path);
-	if (fd < 0)
-		return bl_fail(err, fd, "open directory: %s", path);
 	return fd;
 }
 

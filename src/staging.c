@@ -39,21 +39,15 @@ static int open_staging(btrfslayer *h, int parent_fd, const char *parent_name, b
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s/" BL_STAGING, h->home, parent_name);
 	*made = false;
-	int fd = bl_open_dir_beneath(parent_fd, BL_STAGING);
+	int fd = bl_open_dir_checked(parent_fd, BL_STAGING, path, err);
 	if (fd == -ENOENT) {
 		*made = mkdirat(parent_fd, BL_STAGING, STAGING_MODE) == 0;
 		if (!*made && errno != EEXIST)
 			return bl_fail(err, -errno, "create directory: %s", path);
-		fd = bl_open_dir_beneath(parent_fd, BL_STAGING);
+		fd = bl_open_dir_checked(parent_fd, BL_STAGING, path, err);
+		if (fd == -ENOENT)	/* removed again meanwhile */
+			return bl_fail(err, fd, "open directory: %s", path);
 	}
-	if (fd == -EXDEV)
-		return bl_fail_msg(err, -EXDEV, "open directory: %s: is a mount point, refusing to "
-				   "use it", path);
-	if (fd == -ELOOP || fd == -ENOTDIR)
-		return bl_fail_msg(err, -ENOTDIR, "open directory: %s: not a directory, refusing "
-				   "to use it", path);
-	if (fd < 0)
-		return bl_fail(err, fd, "open directory: %s", path);
 	return fd;
 }
 

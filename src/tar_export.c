@@ -10,8 +10,9 @@
  *   holes as a GNU 1.0 sparse map, never as zeros), symlinks, hard links
  *   (the second and later paths of an inode are links to the first one
  *   written, or to a path of it that the parent has and the layer did not
- *   change, so that a link stays a link), character and block devices, fifos; xattrs user.*, trusted.*
- *   and security.* (security.capability among them; not security.selinux,
+ *   change, so that a link stays a link), character and block devices, fifos;
+ *   xattrs user.*, trusted.* and security.* (security.capability among them;
+ *   not security.selinux,
  *   which belongs to the host) as pax SCHILY.xattr records;
  * - deleted paths as whiteouts, ".wh.<name>" in the same directory;
  * - a directory replaced by another (the same path, another inode) as the
