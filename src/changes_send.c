@@ -578,10 +578,11 @@ int bl_send_replay(const uint8_t *stream, size_t len, int layer_fd, char ***root
  * on a 100k-file layer (README): the kernel spends some 70 us of CPU per
  * changed inode (two commands or so), and the mapping looks at each path
  * named; a warm walk costs some 3 us per file in each tree, and the
- * temporary snapshot some 25 ms.  So the send is cut short after one
- * command per 128 inodes of the layer: a send that the walk then replaces
- * has cost a tenth of the walk or less, and one that finishes is faster
- * than the walk. */
+ * temporary snapshot a few ms (a transaction commit).  So the send is cut
+ * short after one command per 128 inodes of the layer: a send that the walk
+ * then replaces has cost a tenth of the walk or less, and one that finishes
+ * is faster than the walk.  Most such sends are never started: changes.c
+ * counts the changed inodes first (too_many_changes()). */
 #define COMMANDS_PER_INODES 128
 #define MIN_COMMAND_LIMIT 256
 
