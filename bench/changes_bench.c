@@ -200,9 +200,11 @@ static void row(btrfslayer *h, const char *id, unsigned files, unsigned changed,
 	char kernel[32] = "";
 	if (tmpdir)
 		snprintf(kernel, sizeof(kernel), "%.1f ms", median(ioc, rounds));
+	/* two decimals where the ratio is near 1: "slower" must show */
+	int digits = w / s < 10 ? 2 : 0;
 	printf("| changes, %u-file layer, %u changed%s | %zu | %.1f ms (%.1f) | %.1f ms (%.1f) "
-	       "| %.0fx (%.0fx) | %s |\n", files, changed, note, by_send, s, sc, w, wc, w / s,
-	       wc / sc, kernel);
+	       "| %.*fx (%.*fx) | %s |\n", files, changed, note, by_send, s, sc, w, wc, digits,
+	       w / s, digits, wc / sc, kernel);
 	fflush(stdout);
 }
 
