@@ -1122,10 +1122,10 @@ int bl_ioctl_highest_inode(int fd, uint64_t *ino)
 
 int bl_ioctl_count_changed_inodes(int fd, uint64_t since, uint64_t max, uint64_t *count)
 {
-	struct btrfs_ioctl_search_args_v2 *args = malloc(sizeof(*args) + CHANGED_SEARCH_BUF);
+	/* zeroed whole: what the kernel writes in it, memcheck cannot see */
+	struct btrfs_ioctl_search_args_v2 *args = calloc(1, sizeof(*args) + CHANGED_SEARCH_BUF);
 	if (!args)
 		return -ENOMEM;
-	memset(args, 0, sizeof(*args));
 	args->key.tree_id = 0;	/* fd's subvolume */
 	args->key.min_objectid = BTRFS_FIRST_FREE_OBJECTID;
 	args->key.max_objectid = BTRFS_LAST_FREE_OBJECTID;
