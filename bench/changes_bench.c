@@ -3,20 +3,28 @@
  * btrfslayer_changes() from the send stream against the walk, on a large
  * layer: a read-only image of FILES files (default 100,000, in directories
  * of 1,000), and two containers made from it, one with 10 files changed
- * and one with half of them changed.  Each row is one run of each way, warm
- * cache, and both must give the same number of changes.
+ * and one with half of them changed.  Each row is ROUNDS rounds (default 7)
+ * of each way, the two interleaved (send first in odd rounds, walk first in
+ * even ones), warm cache, and gives the medians; both ways must give the
+ * same number of changes every time: the median wall time, the best
+ * one, and the median CPU time of the process (the last two are what other
+ * jobs on a shared machine disturb least).  "Kernel alone" is the floor of the send way: the
+ * kernel's BTRFS_IOC_SEND alone (no file data, into a temporary file), and
+ * for a writable layer the read-only snapshot made and deleted around it.
  *
- *     build/bench/bench_changes /path/on/btrfs/new-home [FILES]
+ *     build/bench/bench_changes /path/on/btrfs/new-home [FILES [ROUNDS]]
  *
  * Needs root (the send ioctl needs CAP_SYS_ADMIN).  The home is left for a
  * look, and a second run on it measures again without making the layers
- * (remove them with `btrfslayer --home HOME rm`).
+ * (remove them with `btrfslayer --home HOME rm`).  The library's walk reads
+ * directories with O_NOATIME, so the rounds leave the layers as they were.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,7 @@
 #include <unistd.h>
 
 #include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
 
 #include "btrfslayer.h"
 
@@ -100,32 +109,145 @@ static void set_sealed(btrfslayer *h, const char *id, int sealed)
 	close(fd);
 }
 
-static void row(btrfslayer *h, const char *id, unsigned files, unsigned changed, const char *note)
+static int by_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, unsigned n)
+{
+	qsort(v, n, sizeof(*v), by_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_ROUNDS 101
+
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Wall time, and the CPU time of the process (its threads, user and kernel:
+ * what other jobs on a shared machine do not inflate) in *cpu. */
+static double changes_ms(btrfslayer *h, const char *id, uint32_t flags, size_t *n, double *cpu)
 {
 	btrfslayer_error *err = NULL;
-	size_t by_send = 0, by_walk = 0;
-	double t0 = now_ms();
-	check(btrfslayer_changes(h, id, "image", 0, count, &by_send, &err), err, "changes (send)");
-	double t1 = now_ms();
-	check(btrfslayer_changes(h, id, "image", BTRFSLAYER_CHANGES_WALK, count, &by_walk, &err),
-	      err, "changes (walk)");
-	double t2 = now_ms();
-	if (by_send != by_walk) {
-		fprintf(stderr, "%s: send found %zu changes, the walk %zu\n", id, by_send, by_walk);
+	*n = 0;
+	double t0 = now_ms(), c0 = cpu_ms();
+	check(btrfslayer_changes(h, id, "image", flags, count, n, &err), err,
+	      flags ? "changes (walk)" : "changes (send)");
+	*cpu = cpu_ms() - c0;
+	return now_ms() - t0;
+}
+
+/* The kernel's part alone: a send of layer id against the image, no file
+ * data, into an unnamed temporary file in dir; for a writable layer, from a
+ * read-only snapshot made (in dir) and deleted around it, as the library
+ * does.  No mapping, no comparison. */
+static double send_ioctl_ms(btrfslayer *h, const char *id, const char *dir, bool writable)
+{
+	char root[ROOT_MAX], image[ROOT_MAX], snap[PATH_MAX];
+	layer_root(h, id, root, sizeof(root));
+	layer_root(h, "image", image, sizeof(image));
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int parent = open(image, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int home = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int out = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	struct btrfs_ioctl_ino_lookup_args lookup = { .objectid = BTRFS_FIRST_FREE_OBJECTID };
+	if (fd < 0 || parent < 0 || home < 0 || out < 0 ||
+	    ioctl(parent, BTRFS_IOC_INO_LOOKUP, &lookup) < 0) {
+		perror("send ioctl");
 		exit(1);
 	}
-	printf("| changes, %u-file layer, %u changed%s | %zu | %.1f ms | %.1f ms | %.0fx |\n", files,
-	       changed, note, by_send, t1 - t0, t2 - t1, (t2 - t1) / (t1 - t0));
+	struct btrfs_ioctl_vol_args_v2 snap_args = { .fd = fd, .flags = BTRFS_SUBVOL_RDONLY };
+	snprintf(snap_args.name, sizeof(snap_args.name), ".bench-send-snapshot");
+	snprintf(snap, sizeof(snap), "%s/%s", dir, snap_args.name);
+	double t0 = now_ms();
+	int from = fd;
+	if (writable) {
+		if (ioctl(home, BTRFS_IOC_SNAP_CREATE_V2, &snap_args) < 0 ||
+		    (from = open(snap, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			perror("BTRFS_IOC_SNAP_CREATE_V2");
+			exit(1);
+		}
+	}
+	struct btrfs_ioctl_send_args args = { .send_fd = out, .parent_root = lookup.treeid,
+					      .flags = BTRFS_SEND_FLAG_NO_FILE_DATA };
+	if (ioctl(from, BTRFS_IOC_SEND, &args) < 0) {
+		perror("BTRFS_IOC_SEND");
+		exit(1);
+	}
+	if (writable) {
+		struct btrfs_ioctl_vol_args destroy = { 0 };
+		snprintf(destroy.name, sizeof(destroy.name), "%s", snap_args.name);
+		close(from);
+		if (ioctl(home, BTRFS_IOC_SNAP_DESTROY, &destroy) < 0) {
+			perror("BTRFS_IOC_SNAP_DESTROY");
+			exit(1);
+		}
+	}
+	double t = now_ms() - t0;
+	close(out);
+	close(home);
+	close(parent);
+	close(fd);
+	return t;
+}
+
+static void row(btrfslayer *h, const char *id, unsigned files, unsigned changed, unsigned rounds,
+		const char *note, const char *tmpdir, bool writable)
+{
+	double send[MAX_ROUNDS], walk[MAX_ROUNDS], ioc[MAX_ROUNDS];
+	double send_cpu[MAX_ROUNDS], walk_cpu[MAX_ROUNDS];
+	size_t by_send = 0, by_walk = 0;
+	for (unsigned i = 0; i < rounds; i++) {
+		if (i % 2) {
+			walk[i] = changes_ms(h, id, BTRFSLAYER_CHANGES_WALK, &by_walk,
+					     &walk_cpu[i]);
+			send[i] = changes_ms(h, id, 0, &by_send, &send_cpu[i]);
+		} else {
+			send[i] = changes_ms(h, id, 0, &by_send, &send_cpu[i]);
+			walk[i] = changes_ms(h, id, BTRFSLAYER_CHANGES_WALK, &by_walk,
+					     &walk_cpu[i]);
+		}
+		if (by_send != by_walk) {
+			fprintf(stderr, "%s: send found %zu changes, the walk %zu\n", id, by_send,
+				by_walk);
+			exit(1);
+		}
+		if (tmpdir)
+			ioc[i] = send_ioctl_ms(h, id, tmpdir, writable);
+	}
+	double s = median(send, rounds), w = median(walk, rounds);
+	double sb = send[0], wb = walk[0];	/* sorted by median() */
+	double sc = median(send_cpu, rounds), wc = median(walk_cpu, rounds);
+	char kernel[32] = "";
+	if (tmpdir)
+		snprintf(kernel, sizeof(kernel), "%.1f ms", median(ioc, rounds));
+	/* two decimals where the ratio is near 1: "slower" must show */
+	int digits = w / s < 10 ? 2 : 0;
+	printf("| changes, %u-file layer, %u changed%s | %zu | %.1f / %.1f / %.1f ms "
+	       "| %.1f / %.1f / %.1f ms | %.*fx / %.*fx / %.*fx | %s |\n", files, changed, note,
+	       by_send, s, sb, sc, w, wb, wc, digits, w / s, digits, wb / sb, digits, wc / sc,
+	       kernel);
 	fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: %s NEW-HOME-ON-BTRFS [FILES]\n", argv[0]);
+	if (argc < 2 || argc > 4) {
+		fprintf(stderr, "usage: %s NEW-HOME-ON-BTRFS [FILES [ROUNDS]]\n", argv[0]);
 		return 2;
 	}
-	unsigned files = argc == 3 ? (unsigned)strtoul(argv[2], NULL, 10) : 100000;
+	unsigned files = argc >= 3 ? (unsigned)strtoul(argv[2], NULL, 10) : 100000;
+	unsigned rounds = argc == 4 ? (unsigned)strtoul(argv[3], NULL, 10) : 7;
+	if (rounds < 1 || rounds > MAX_ROUNDS) {
+		fprintf(stderr, "ROUNDS must be 1 to %d\n", MAX_ROUNDS);
+		return 2;
+	}
 	if (files < 20) {
 		fprintf(stderr, "FILES must be at least 20\n");
 		return 2;
@@ -172,13 +294,15 @@ measure:;
 	size_t warm = 0;
 	check(btrfslayer_changes(h, "half", "image", BTRFSLAYER_CHANGES_WALK, count, &warm, &err),
 	      err, "warm-up walk");
-	printf("| | changes | send stream | walk | walk / send |\n| --- | --- | --- | --- | --- |\n");
-	row(h, "few", files, 10, " (writable: a temporary snapshot)");
+	printf("| | changes | send stream: median / best / CPU | walk: median / best / CPU "
+	       "| walk / send | kernel alone (median) |\n"
+	       "| --- | --- | --- | --- | --- | --- |\n");
+	row(h, "few", files, 10, rounds, " (writable: a temporary snapshot)", argv[1], true);
 	set_sealed(h, "few", 1);
 	sync();	/* sealed a while ago, as an image layer is: its commit root is current */
-	row(h, "few", files, 10, " (sealed)");
+	row(h, "few", files, 10, rounds, " (sealed)", argv[1], false);
 	set_sealed(h, "few", 0);
-	row(h, "half", files, files / 2, " (writable)");
+	row(h, "half", files, files / 2, rounds, " (writable)", NULL, true);
 	check(btrfslayer_close(h, &err), err, "close");
 	return 0;
 }

@@ -336,15 +336,38 @@ static int read_only_tree(btrfslayer *h, const char *id, int *fd, char tmp[BL_RE
 	return 0;
 }
 
+/* Whether the layer and its parent changed so much since the layer was made
+ * that the send would be cut short (more than one changed inode for every
+ * two commands of the limit): then the walk is taken up front, without the
+ * temporary snapshots and the part of the stream that a late cut costs.
+ * Only an estimate: a send that runs long all the same is still cut. */
+static bool too_many_changes(int layer_fd, int parent_fd, uint64_t limit)
+{
+	struct bl_subvolume_info info;
+	uint64_t max = limit / 2, in_layer = 0, in_parent = 0;
+	if (bl_ioctl_subvolume_info(layer_fd, &info) < 0 ||
+	    bl_ioctl_count_changed_inodes(layer_fd, info.created, max, &in_layer) < 0 ||
+	    (in_layer < max &&
+	     bl_ioctl_count_changed_inodes(parent_fd, info.created, max - in_layer, &in_parent) < 0))
+		return false;	/* the send says */
+	return in_layer + in_parent >= max;
+}
+
 static int by_send(btrfslayer *h, const char *id, const char *parent, bool no_limit,
 		   struct bl_changes *c, struct bl_change_list *l, btrfslayer_error **err)
 {
-	int r = read_only_tree(h, id, &c->layer_fd, c->layer_tmp, err);
+	uint64_t limit = 0;
+	int r = no_limit ? 0 : bl_changes_send_limit(c->layer_fd, &limit);
+	if (r == -EPERM)
+		r = -EOPNOTSUPP;	/* no CAP_SYS_ADMIN */
+	if (r == 0 && limit && too_many_changes(c->layer_fd, c->parent_fd, limit))
+		r = -E2BIG;
+	if (r == 0)
+		r = read_only_tree(h, id, &c->layer_fd, c->layer_tmp, err);
 	if (r == 0)
 		r = read_only_tree(h, parent, &c->parent_fd, c->parent_tmp, err);
-	if (r < 0)
-		return r;
-	r = bl_changes_send(c->layer_fd, c->parent_fd, no_limit, l);
+	if (r == 0)
+		r = bl_changes_send(c->layer_fd, c->parent_fd, limit, l);
 	if (r == -E2BIG)
 		bl_fail_msg(err, r, "changes: %s: more changes than the send stream is worth "
 			    "(the walk is faster)", id);

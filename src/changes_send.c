@@ -578,26 +578,31 @@ int bl_send_replay(const uint8_t *stream, size_t len, int layer_fd, char ***root
  * on a 100k-file layer (README): the kernel spends some 70 us of CPU per
  * changed inode (two commands or so), and the mapping looks at each path
  * named; a warm walk costs some 3 us per file in each tree, and the
- * temporary snapshot some 25 ms.  So the send is cut short after one
- * command per 128 inodes of the layer: a send that the walk then replaces
- * has cost a tenth of the walk or less, and one that finishes is faster
- * than the walk. */
+ * temporary snapshot a few ms (a transaction commit).  So the send is cut
+ * short after one command per 128 inodes of the layer: a send that the walk
+ * then replaces has cost a tenth of the walk or less, and one that finishes
+ * is faster than the walk.  Most such sends are never started: changes.c
+ * counts the changed inodes first (too_many_changes()). */
 #define COMMANDS_PER_INODES 128
 #define MIN_COMMAND_LIMIT 256
 
-int bl_changes_send(int layer_fd, int parent_fd, bool no_limit, struct bl_change_list *l)
+int bl_changes_send_limit(int layer_fd, uint64_t *limit)
+{
+	uint64_t highest = 0;
+	int r = bl_ioctl_highest_inode(layer_fd, &highest);
+	if (r < 0)
+		return r;
+	*limit = highest / COMMANDS_PER_INODES;
+	if (*limit < MIN_COMMAND_LIMIT)
+		*limit = MIN_COMMAND_LIMIT;
+	return 0;
+}
+
+int bl_changes_send(int layer_fd, int parent_fd, uint64_t limit, struct bl_change_list *l)
 {
 	uint8_t *stream = NULL;
 	size_t len = 0;
-	uint64_t highest = 0, limit = 0;
-	int r = no_limit ? 0 : bl_ioctl_highest_inode(layer_fd, &highest);
-	if (r == 0 && !no_limit) {
-		limit = highest / COMMANDS_PER_INODES;
-		if (limit < MIN_COMMAND_LIMIT)
-			limit = MIN_COMMAND_LIMIT;
-	}
-	if (r == 0)
-		r = bl_ioctl_send(layer_fd, parent_fd, 0, limit, &stream, &len);
+	int r = bl_ioctl_send(layer_fd, parent_fd, 0, limit, &stream, &len);
 	if (r == -EPERM)
 		r = -EOPNOTSUPP;	/* no CAP_SYS_ADMIN */
 	if (r == -ECANCELED)

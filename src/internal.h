@@ -467,6 +467,12 @@ int bl_ioctl_send(int fd, int parent_fd, uint32_t version, uint64_t max_commands
  * inode numbers are handed out in order, so it bounds the inode count.
  * CAP_SYS_ADMIN. */
 int bl_ioctl_highest_inode(int fd, uint64_t *ino);
+/* How many inodes of the subvolume fd is in changed after transaction
+ * `since` (their inode item's transid), counting up to max only: a tree
+ * search that the kernel restricts to the nodes and leaves written after
+ * `since`, so its cost follows the change, not the subvolume's size.
+ * CAP_SYS_ADMIN. */
+int bl_ioctl_count_changed_inodes(int fd, uint64_t since, uint64_t max, uint64_t *count);
 /* Every path ("a/b", relative to the subvolume fd is in) of inode `ino`
  * (BTRFS_IOC_INO_PATHS): *out holds *n malloc()ed strings, freed with
  * bl_strv_free().  CAP_SYS_ADMIN. */
@@ -779,10 +785,13 @@ int bl_changes_walk(int layer_fd, int parent_fd, const char *path, struct bl_cha
  * subvolume parent_fd (its snapshot ancestor), from the send stream and a
  * look at each path it names, appended to l.  -EOPNOTSUPP when the send
  * is not possible (no CAP_SYS_ADMIN), -EBADMSG when the stream says what
- * the mapping does not understand, -E2BIG when the stream runs so long
- * that the walk would be faster (unless no_limit): the caller walks
+ * the mapping does not understand, -E2BIG when the stream runs past `limit`
+ * commands (0: no limit), where the walk is faster: the caller walks
  * instead. */
-int bl_changes_send(int layer_fd, int parent_fd, bool no_limit, struct bl_change_list *l);
+int bl_changes_send(int layer_fd, int parent_fd, uint64_t limit, struct bl_change_list *l);
+/* The number of commands past which a send of the layer fd is the root
+ * of (or of a snapshot of it) is cut short: beyond, the walk is faster. */
+int bl_changes_send_limit(int layer_fd, uint64_t *limit);
 /* The stream's replay alone (no I/O but INO_PATHS on layer_fd; -1: none):
  * the sorted paths ("/a/b") whose subtree is to be walked (*roots) and
  * those to look at (*paths), each freed with bl_strv_free().  -EBADMSG

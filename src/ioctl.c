@@ -1147,3 +1147,71 @@ int bl_ioctl_highest_inode(int fd, uint64_t *ino)
 	*ino = lo;
 	return 0;
 }
+
+/* Room for one batch of a tree search: some 1,500 items of a layer. */
+#define CHANGED_SEARCH_BUF (128 * 1024)
+
+int bl_ioctl_count_changed_inodes(int fd, uint64_t since, uint64_t max, uint64_t *count)
+{
+	/* zeroed whole: what the kernel writes in it, memcheck cannot see */
+	struct btrfs_ioctl_search_args_v2 *args = calloc(1, sizeof(*args) + CHANGED_SEARCH_BUF);
+	if (!args)
+		return -ENOMEM;
+	args->key.tree_id = 0;	/* fd's subvolume */
+	args->key.min_objectid = BTRFS_FIRST_FREE_OBJECTID;
+	args->key.max_objectid = BTRFS_LAST_FREE_OBJECTID;
+	args->key.max_type = (uint32_t)-1;
+	args->key.max_offset = (uint64_t)-1;
+	/* the kernel skips every node and leaf older than this: the search
+	 * costs what changed, not what the subvolume holds */
+	args->key.min_transid = since + 1;
+	args->key.max_transid = (uint64_t)-1;
+	uint64_t n = 0;
+	int r = 0;
+	for (;;) {
+		args->key.nr_items = (uint32_t)-1;
+		args->buf_size = CHANGED_SEARCH_BUF;
+		if (ioctl(fd, BTRFS_IOC_TREE_SEARCH_V2, args) < 0) {
+			r = -errno;
+			break;
+		}
+		if (!args->key.nr_items)
+			break;
+		size_t off = 0;
+		struct btrfs_ioctl_search_header sh;
+		for (uint32_t i = 0; i < args->key.nr_items; i++) {
+			memcpy(&sh, (const char *)args->buf + off, sizeof(sh));
+			off += sizeof(sh);
+			/* a leaf that changed holds unchanged items too: the
+			 * inode item's own transid says whether it changed */
+			if (sh.type == BTRFS_INODE_ITEM_KEY &&
+			    sh.len >= sizeof(struct btrfs_inode_item)) {
+				struct btrfs_inode_item item;
+				memcpy(&item, (const char *)args->buf + off, sizeof(item));
+				if (le64toh(item.transid) > since && ++n >= max)
+					goto done;
+			}
+			off += sh.len;
+		}
+		/* on from the key after the last one */
+		args->key.min_objectid = sh.objectid;
+		args->key.min_type = sh.type;
+		args->key.min_offset = sh.offset;
+		if (args->key.min_offset < (uint64_t)-1) {
+			args->key.min_offset++;
+		} else if (args->key.min_type < 255) {
+			args->key.min_offset = 0;
+			args->key.min_type++;
+		} else if (args->key.min_objectid < BTRFS_LAST_FREE_OBJECTID) {
+			args->key.min_offset = 0;
+			args->key.min_type = 0;
+			args->key.min_objectid++;
+		} else {
+			break;
+		}
+	}
+done:
+	free(args);
+	*count = n;
+	return r;
+}

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -688,6 +689,49 @@ static void test_export_opaque(void **state)
 	assert_same_tree(l, a, false);
 }
 
+static int count_change(int kind, const char *path, void *userdata)
+{
+	(void)kind;
+	(void)path;
+	++*(int *)userdata;
+	return 0;
+}
+
+/* Looking for changes changes nothing: the walk reads directories without
+ * writing their atime (under relatime, the default, it would: an atime
+ * older than the mtime), so a later send does not carry them either. */
+static void test_changes_keeps_atime(void **state)
+{
+	struct ctx *c = *state;
+	char p[PATH_MAX], l[PATH_MAX], cmd[2 * PATH_MAX];
+	assert_ok(btrfslayer_create(c->h, "p", NULL, 0, NULL, NULL, 0, ERR));
+	layer_path(c, "p", p, sizeof(p));
+	snprintf(cmd, sizeof(cmd), "set -e; cd '%s'; mkdir -p d/e; echo a > d/e/f;"
+		 "touch -a -d 2001-02-03 d d/e", p);
+	run(cmd);
+	assert_ok(btrfslayer_create(c->h, "l", "p", 0, NULL, NULL, 0, ERR));
+	layer_path(c, "l", l, sizeof(l));
+	const uint32_t ways[] = { 0, BTRFSLAYER_CHANGES_WALK };
+	for (size_t i = 0; i < sizeof(ways) / sizeof(ways[0]); i++) {
+		int n = 0;
+		assert_ok(btrfslayer_changes(c->h, "l", "p", ways[i], count_change, &n, ERR));
+		assert_int_equal(n, 0);
+		n = 0;
+		assert_ok(btrfslayer_changes(c->h, "l", NULL, ways[i], count_change, &n, ERR));
+		assert_int_equal(n, 3);	/* d, d/e, d/e/f: all added */
+	}
+	const char *dirs[] = { "d", "d/e" };
+	for (size_t i = 0; i < 2; i++) {
+		char path[2 * PATH_MAX];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", l, dirs[i]);
+		assert_int_equal(lstat(path, &st), 0);
+		struct tm tm;
+		gmtime_r(&st.st_atime, &tm);
+		assert_int_equal(tm.tm_year + 1900, 2001);
+	}
+}
+
 int main(void)
 {
 	harness_start();
@@ -700,6 +744,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_export_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_opaque, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_keeps_atime, setup, teardown),
 	};
 	if (getenv("BTRFSLAYER_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("BTRFSLAYER_TEST_FILTER"));
