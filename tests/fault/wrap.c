@@ -549,6 +549,13 @@ int __wrap_bl_ioctl_ino_paths(int fd, uint64_t ino, char ***out, size_t *n)
 	return __real_bl_ioctl_ino_paths(fd, ino, out, n);
 }
 
+DECLARE(bl_ioctl_count_changed_inodes);
+int __wrap_bl_ioctl_count_changed_inodes(int fd, uint64_t since, uint64_t max, uint64_t *count)
+{
+	BL_FAULT(bl_ioctl_count_changed_inodes);
+	return __real_bl_ioctl_count_changed_inodes(fd, since, max, count);
+}
+
 DECLARE(bl_ioctl_child_subvolume);
 int __wrap_bl_ioctl_child_subvolume(int dirfd, const char *name, uint64_t *id)
 {

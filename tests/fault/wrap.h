@@ -33,7 +33,7 @@
 	X(bl_ioctl_subvolume_backref)                                            \
 	X(bl_ioctl_child_subvolumes) X(bl_ioctl_qgroup_limit_id)                 \
 	X(bl_ioctl_qgroup_assign) X(bl_ioctl_send) X(bl_ioctl_highest_inode)     \
-	X(bl_ioctl_ino_paths)                                                    \
+	X(bl_ioctl_ino_paths) X(bl_ioctl_count_changed_inodes)                   \
 	X(bl_ioctl_qgroup_max_referenced) X(bl_ioctl_settle_data)                \
 	X(bl_label_apply)
 
