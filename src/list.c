@@ -66,7 +66,10 @@ int bl_list_add_path(btrfslayer_list *list, const char *prefix, size_t prefix_le
 		free(value);
 		return -ENOMEM;
 	}
-	list->entries[list->count++] = (struct entry){ value + prefix_len, value, true };
+	struct entry *e = &list->entries[list->count++];
+	e->value = value;	/* owned by the list from here */
+	e->key = value + prefix_len;
+	e->key_in_value = true;
 	return 0;
 }
 
