@@ -164,6 +164,20 @@ static void rootless_session(const char *home, bool quotas)
 	OK(btrfslayer_status(h, &list, ERR));
 	btrfslayer_list_free(list);
 
+	/* what a layer is, and the layer as an fd, need no privilege */
+	btrfslayer_info info;
+	OK(btrfslayer_layer_info(h, "child", &info, sizeof(info), ERR));
+	CHECK(!strcmp(info.parent, "snap") && !(info.flags & BTRFSLAYER_INFO_READ_ONLY));
+	OK(btrfslayer_layer_info(h, "snap", &info, sizeof(info), ERR));
+	CHECK(!strcmp(info.parent, "base") && (info.flags & BTRFSLAYER_INFO_READ_ONLY));
+	OK(btrfslayer_layer_info(h, "base", &info, sizeof(info), ERR));
+	CHECK(info.parent[0] == '\0' && (info.flags & BTRFSLAYER_INFO_HAS_NESTED));
+	int fd = -1;
+	OK(btrfslayer_get_fd(h, "child", 0, &fd, ERR));
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+
 	/* quotas need CAP_SYS_ADMIN (turning them on, setting a limit) */
 	const char *size[] = { "size=64M" };
 	FAILS(btrfslayer_create(h, "sized", NULL, 0, NULL, size, 1, ERR), -EPERM,
