@@ -768,7 +768,7 @@ static void rss_child(enum mode mode)
 /* Peak RSS in KiB of rss_child(), run as a process of its own. */
 static long child_rss(enum mode mode)
 {
-	char mode_arg[4], out[64];
+	char mode_arg[16], out[64];
 	snprintf(mode_arg, sizeof(mode_arg), "%d", (int)mode);
 	const char *const argv[] = { "/proc/self/exe", "--rss-child", mode_arg, home, NULL };
 	run(argv, out, sizeof(out));
@@ -797,7 +797,7 @@ static void bench_scale(enum mode mode, int subvols, int layers)
 		 * always finds the caches the other warmed */
 		for (int k = 0; i < R.list && k < 4; k++) {
 			btrfslayer_list *list;
-			int n;
+			int n = 0;
 			if (k % 2)
 				TIME(&s->raw_list, n = raw_list(subvols));
 			TIME(&s->list, check(btrfslayer_layers(h, &list, &err), err, "list"));
