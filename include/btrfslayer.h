@@ -757,8 +757,8 @@ BTRFSLAYER_API int btrfslayer_diff_size(btrfslayer *h, const char *id, const cha
  *   passed to it.
  * Errors: -EINVAL (bad id, parent or flags), -EBADF (fd < 0), -ENOENT (no
  * such layer or parent), the errno of a failing read or write, each
- * naming the path and step.  What was written to fd before a failure is
- * not a whole tar.  Writing to a pipe whose reader is gone raises SIGPIPE
+ * naming the path and step; -ECANCELED when progress asked to stop.  What
+ * was written to fd before a failure is not a whole tar.  Writing to a pipe whose reader is gone raises SIGPIPE
  * unless the caller ignores it (-EPIPE then).
  * Privilege: reading the layers (root for files only root can read); the
  * send stream and the snapshots need CAP_SYS_ADMIN, else the trees are
@@ -797,8 +797,9 @@ BTRFSLAYER_API int btrfslayer_export(btrfslayer *h, const char *id, const char *
  * archive that is not a tar), -ELOOP (a symlink on an entry's way),
  * -ENAMETOOLONG (a name past PATH_MAX), -EIO (data cut short), -EBADF
  * (fd < 0), -ENOENT (no such layer; a hard link to a path the layer does
- * not have), -EROFS (the layer is read-only), or
- * the errno of the failing step, each naming the entry.
+ * not have), -EROFS (the layer is read-only, or the handle is),
+ * -ECANCELED (progress asked to stop), or the errno of the failing step,
+ * each naming the entry.
  * Privilege: root (CAP_CHOWN, CAP_MKNOD, CAP_SYS_ADMIN for trusted.*
  * xattrs and file capabilities) to restore what the tar says.  Durable on
  * success (a commit of the filesystem).
