@@ -108,8 +108,10 @@ static bool become_rootless(void)
 	 * files root's: the maps could not be written */
 	if (prctl(PR_SET_DUMPABLE, 1) < 0)
 		failf("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
-	if (unshare(CLONE_NEWUSER) < 0)
+	if (unshare(CLONE_NEWUSER) < 0) {
+		fprintf(stderr, "rootless: unshare(CLONE_NEWUSER): %s\n", strerror(errno));
 		return false;
+	}
 	snprintf(map, sizeof(map), "0 %d 1\n", USER_ID);
 	if (!write_file("/proc/self/setgroups", "deny") ||
 	    !write_file("/proc/self/uid_map", map) || !write_file("/proc/self/gid_map", map))
@@ -281,8 +283,9 @@ int main(void)
 		int status = run_child(home, quotas);
 		if (status == EXIT_NO_USERNS) {
 			const char *ci = getenv("CI");
-			fprintf(stderr, "%s: rootless test cannot run: unprivileged user namespaces "
-				"are disabled\n", ci && !strcmp(ci, "true") ? "FAIL" : "SKIP");
+			fprintf(stderr, "%s: rootless test cannot run: no unprivileged user "
+				"namespace (see the error above)\n",
+				ci && !strcmp(ci, "true") ? "FAIL" : "SKIP");
 			return ci && !strcmp(ci, "true") ? 1 : 77;
 		}
 		if (status != 0) {
