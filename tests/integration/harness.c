@@ -357,3 +357,63 @@ char *harness_tree_snapshot(const char *top)
 	free(raw);
 	return sorted;
 }
+
+uint64_t harness_write_data(const char *in, const char *name, uint64_t total, int *error)
+{
+	static char chunk[256 * 1024];
+	char path[PATH_MAX];
+	uint64_t done = 0, x = 88172645463325252u;
+	for (size_t i = 0; i < sizeof(chunk); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;	/* xorshift: incompressible */
+		chunk[i] = (char)x;
+	}
+	snprintf(path, sizeof(path), "%s/%s", in, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		*error = errno;
+		fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	*error = 0;
+	while (done < total) {
+		size_t n = total - done < sizeof(chunk) ? (size_t)(total - done) : sizeof(chunk);
+		ssize_t w = write(fd, chunk, n);
+		if (w < 0) {
+			*error = errno;
+			break;
+		}
+		done += (uint64_t)w;
+	}
+	if (fsync(fd) < 0 && !*error)
+		*error = errno;
+	close(fd);
+	return done;
+}
+
+int harness_home_setup(void **state)
+{
+	struct harness_home *c = calloc(1, sizeof(*c));
+	btrfslayer_error *err = NULL;
+	if (!c)
+		return -1;
+	harness_new_home(c->home, sizeof(c->home));
+	int r = btrfslayer_open(c->home, NULL, 0, NULL, 0, NULL, 0, &c->h, &err);
+	if (r < 0) {
+		fprintf(stderr, "open %s: %s\n", c->home, btrfslayer_error_message(err));
+		btrfslayer_error_free(err);
+		free(c);
+		return -1;
+	}
+	*state = c;
+	return 0;
+}
+
+int harness_home_teardown(void **state)
+{
+	struct harness_home *c = *state;
+	int r = btrfslayer_close(c->h, NULL);
+	if (r < 0)
+		fprintf(stderr, "close %s: %s\n", c->home, strerror(-r));
+	free(c);
+	return r < 0 ? -1 : 0;
+}

@@ -5,6 +5,9 @@
 #define HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "btrfslayer.h"
 
 /* Make and mount the filesystem, or end the program: exit 77 (skip) saying
  * why when root, btrfs or loop devices are missing, but exit 1 (fail) when
@@ -37,5 +40,21 @@ int harness_sentinel_make(const char *dir);
  * of the content (of the target, for a symlink).  Never follows a symlink.
  * malloc()ed; NULL if the walk failed. */
 char *harness_tree_snapshot(const char *dir);
+
+/* Write up to `total` bytes of incompressible data to in/name with
+ * write(2), then fsync.  Returns the bytes written; *error is the errno that
+ * stopped it, the open's included (0 if none). */
+uint64_t harness_write_data(const char *in, const char *name, uint64_t total, int *error);
+
+/* A fresh home opened with no options: the cmocka setup and teardown most
+ * layer tests share (*state is a struct harness_home). */
+#define HARNESS_HOME_MAX 128
+struct harness_home {
+	char home[HARNESS_HOME_MAX];
+	btrfslayer *h;
+};
+int harness_home_setup(void **state);
+/* Closes the handle; a close that fails fails the test. */
+int harness_home_teardown(void **state);
 
 #endif

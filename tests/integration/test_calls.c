@@ -38,39 +38,9 @@
 #include "check.h"
 #include "harness.h"
 
-#define HOME_MAX 128
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-struct ctx {
-	char home[HOME_MAX];
-	btrfslayer *h;
-};
-
-static int setup(void **state)
-{
-	struct ctx *c = calloc(1, sizeof(*c));
-	btrfslayer_error *err;
-	harness_new_home(c->home, sizeof(c->home));
-	int r = btrfslayer_open(c->home, NULL, 0, NULL, 0, NULL, 0, &c->h, &err);
-	if (r < 0) {
-		fprintf(stderr, "open %s: %s\n", c->home, btrfslayer_error_message(err));
-		btrfslayer_error_free(err);
-		free(c);
-		return -1;
-	}
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-	assert_int_equal(btrfslayer_close(c->h, NULL), 0);
-	free(c);
-	return 0;
-}
-
-static void create_opts(struct ctx *c, const char *id, const char *parent, uint32_t flags,
+static void create_opts(struct harness_home *c, const char *id, const char *parent, uint32_t flags,
 			const char *opt)
 {
 	const char *opts[1] = { opt };
@@ -78,13 +48,14 @@ static void create_opts(struct ctx *c, const char *id, const char *parent, uint3
 				    ERR));
 }
 
-static void create(struct ctx *c, const char *id, const char *parent, uint32_t flags)
+static void create(struct harness_home *c, const char *id, const char *parent, uint32_t flags)
 {
 	create_opts(c, id, parent, flags, NULL);
 }
 
 /* HOME/subvolumes/<id>[/<sub>] */
-static void layer_path(struct ctx *c, const char *id, const char *sub, char *buf, size_t len)
+static void layer_path(struct harness_home *c, const char *id, const char *sub, char *buf,
+		       size_t len)
 {
 	snprintf(buf, len, "%s/subvolumes/%s%s%s", c->home, id, sub ? "/" : "", sub ? sub : "");
 }
@@ -123,7 +94,7 @@ static bool read_only(const char *path)
 /* Every subvolume of the filesystem and every name in home and
  * home/subvolumes, with its mode and read-only flag: what a call that fails
  * on its arguments must leave as it was. */
-static char *fs_state(struct ctx *c)
+static char *fs_state(struct harness_home *c)
 {
 	char *buf = NULL, path[PATH_MAX];
 	size_t len = 0;
@@ -160,7 +131,7 @@ static char *fs_state(struct ctx *c)
 	return buf;
 }
 
-static btrfslayer_info info_of(struct ctx *c, const char *id)
+static btrfslayer_info info_of(struct harness_home *c, const char *id)
 {
 	btrfslayer_info info;
 	memset(&info, 0xa5, sizeof(info));
@@ -172,7 +143,7 @@ static btrfslayer_info info_of(struct ctx *c, const char *id)
 
 static void test_info_matches_btrfs(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX];
 	struct btrfs_util_subvolume_info sub;
 	time_t before = time(NULL);
@@ -220,7 +191,7 @@ static void test_info_matches_btrfs(void **state)
  * the fields the library knows. */
 static void test_info_bigger_struct(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	unsigned char buf[BTRFSLAYER_INFO_SIZE_V1 + 64];
 	create(c, "a", NULL, 0);
 	memset(buf, 0xa5, sizeof(buf));
@@ -233,7 +204,7 @@ static void test_info_bigger_struct(void **state)
 
 static void test_info_parent_gone(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	create(c, "p", NULL, 0);
 	create(c, "c", "p", 0);
 	assert_string_equal(info_of(c, "c").parent, "p");
@@ -259,7 +230,7 @@ static void test_info_parent_gone(void **state)
  * child process that dropped CAP_SYS_ADMIN uses the handle opened before. */
 static void test_info_without_cap_sys_admin(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX];
 	create(c, "p", NULL, 0);
 	create(c, "c", "p", 0);
@@ -298,7 +269,7 @@ static void test_info_without_cap_sys_admin(void **state)
 
 static void test_info_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	btrfslayer_info info;
 	char path[PATH_MAX];
 	create(c, "a", NULL, 0);
@@ -320,7 +291,7 @@ static void test_info_errors(void **state)
 
 static void test_seal_with_nested(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char top[PATH_MAX], nested[PATH_MAX], deeper[PATH_MAX], ro[PATH_MAX], file[PATH_MAX];
 	create(c, "img", NULL, 0);
 	layer_path(c, "img", NULL, top, sizeof(top));
@@ -364,7 +335,7 @@ static void test_seal_with_nested(void **state)
  * it for a container; the snapshot is writable, its parent stays sealed. */
 static void test_seal_then_snapshot(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char file[PATH_MAX], top[PATH_MAX];
 	create(c, "image", NULL, 0);
 	layer_path(c, "image", "data", file, sizeof(file));
@@ -383,7 +354,7 @@ static void test_seal_then_snapshot(void **state)
 
 static void test_seal_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX];
 	create(c, "a", NULL, 0);
 	layer_path(c, "plain", NULL, path, sizeof(path));
@@ -422,7 +393,7 @@ static void test_seal_errors(void **state)
 
 static void test_get_fd(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX];
 	struct stat by_fd, by_path;
 	int fd = -2;
@@ -463,7 +434,7 @@ static void test_get_fd(void **state)
 
 static void test_get_fd_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX], target[PATH_MAX];
 	int fd = -2;
 	create(c, "a", NULL, 0);
@@ -539,8 +510,8 @@ static int create_as(uid_t id, const char *dir, const char *name)
 
 static void test_mount_idmapped(void **state)
 {
-	struct ctx *c = *state;
-	char target[HOME_MAX], path[PATH_MAX];
+	struct harness_home *c = *state;
+	char target[HARNESS_HOME_MAX], path[PATH_MAX];
 	struct stat st;
 	int mfd = -2;
 	create(c, "a", NULL, 0);
@@ -611,7 +582,7 @@ static void test_mount_idmapped(void **state)
 
 static void test_mount_idmapped_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	static const btrfslayer_idmap no_root[] = { { 1, HOST_BASE, 10 } };
 	static const btrfslayer_idmap overlap[] = { { 0, HOST_BASE, 10 }, { 5, 0, 10 } };
 	static const btrfslayer_idmap empty[] = { { 0, HOST_BASE, 0 } };
@@ -650,7 +621,7 @@ static void test_mount_idmapped_errors(void **state)
 
 /* ---- mode= ------------------------------------------------------------------------------ */
 
-static mode_t mode_of(struct ctx *c, const char *id)
+static mode_t mode_of(struct harness_home *c, const char *id)
 {
 	char path[PATH_MAX];
 	struct stat st;
@@ -661,7 +632,7 @@ static mode_t mode_of(struct ctx *c, const char *id)
 
 static void test_create_mode(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX];
 	create(c, "default", NULL, 0);
 	assert_int_equal(mode_of(c, "default"), 0755);
@@ -686,7 +657,7 @@ static void test_create_mode(void **state)
 
 static void test_create_mode_invalid(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	static const char *const bad[] = { "mode=8", "mode=0x755", "mode=-1", "mode=17777",
 					   "mode=0755a", "mode=077777", "mode=+755", "mode=7 55" };
 	create(c, "base", NULL, 0);
@@ -720,7 +691,7 @@ static uint64_t allocated(const char *path)
 
 static void test_usage_walk_quotas_off(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX], other[PATH_MAX], target[PATH_MAX];
 	btrfslayer_usage u;
 	create(c, "w", NULL, 0);
@@ -801,7 +772,7 @@ static void test_usage_walk_quotas_off(void **state)
 
 static void test_usage_walk_errors(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	btrfslayer_usage u;
 	create(c, "a", NULL, 0);
 	expect_fail(btrfslayer_get_usage(c->h, "a", BTRFSLAYER_USAGE_WALK, &u,
@@ -816,7 +787,7 @@ static void test_usage_walk_errors(void **state)
 static void test_usage_walk_quotas_on(void **state)
 {
 	(void)state;
-	char home[HOME_MAX], path[PATH_MAX];
+	char home[HARNESS_HOME_MAX], path[PATH_MAX];
 	const char *opts[] = { "btrfs.quota_mode=qgroup" };
 	btrfslayer *h = NULL;
 	btrfslayer_usage u;
@@ -848,7 +819,7 @@ int main(void)
 	if (filter)
 		cmocka_set_test_filter(filter);
 	harness_start();
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_home_setup, harness_home_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_info_matches_btrfs),
 		T(test_info_bigger_struct),

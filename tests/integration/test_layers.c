@@ -25,43 +25,13 @@
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* Paths in tests are short: the mount's path is < 64 bytes. */
-#define HOME_MAX 128
 
-struct ctx {
-	char home[HOME_MAX];
-	btrfslayer *h;
-};
-
-static int setup(void **state)
-{
-	struct ctx *c = calloc(1, sizeof(*c));
-	btrfslayer_error *err;
-	harness_new_home(c->home, sizeof(c->home));
-	int r = btrfslayer_open(c->home, NULL, 0, NULL, 0, NULL, 0, &c->h, &err);
-	if (r < 0) {
-		fprintf(stderr, "open %s: %s\n", c->home, btrfslayer_error_message(err));
-		btrfslayer_error_free(err);
-		free(c);
-		return -1;
-	}
-	*state = c;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct ctx *c = *state;
-	assert_int_equal(btrfslayer_close(c->h, NULL), 0);
-	free(c);
-	return 0;
-}
-
-static void create(struct ctx *c, const char *id, const char *parent, uint32_t flags)
+static void create(struct harness_home *c, const char *id, const char *parent, uint32_t flags)
 {
 	assert_ok(btrfslayer_create(c->h, id, parent, flags, NULL, NULL, 0, ERR));
 }
 
-static char *layer(struct ctx *c, const char *id)
+static char *layer(struct harness_home *c, const char *id)
 {
 	char *path = NULL;
 	assert_ok(btrfslayer_get(c->h, id, NULL, &path, ERR));
@@ -104,7 +74,7 @@ static bool path_exists(const char *dir, const char *name)
 
 /* Everything a call could leave behind: every subvolume of the filesystem
  * and every name in home and home/subvolumes, as one string. */
-static char *fs_state(struct ctx *c)
+static char *fs_state(struct harness_home *c)
 {
 	char *buf = NULL, path[PATH_MAX];
 	size_t len = 0;
@@ -164,7 +134,7 @@ static void make_subvolume(const char *dir, const char *name, bool read_only)
 
 static void test_open_creates_layout(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char path[PATH_MAX];
 	struct stat st;
 	assert_int_equal(stat(c->home, &st), 0);
@@ -182,7 +152,7 @@ static void test_open_creates_layout(void **state)
 static void test_open_not_btrfs(void **state)
 {
 	(void)state;
-	char home[HOME_MAX];
+	char home[HARNESS_HOME_MAX];
 	btrfslayer *h = (btrfslayer *)1;
 	btrfslayer_error *err;
 	/* missing home: its parent decides; nothing is created */
@@ -201,7 +171,7 @@ static void test_open_not_btrfs(void **state)
 
 static void test_open_refuses_symlink_home(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char link[PATH_MAX];
 	btrfslayer *h;
 	btrfslayer_error *err;
@@ -215,7 +185,7 @@ static void test_open_refuses_symlink_home(void **state)
 static void test_open_refuses_planted_subvolumes(void **state)
 {
 	(void)state;
-	char home[HOME_MAX], path[PATH_MAX];
+	char home[HARNESS_HOME_MAX], path[PATH_MAX];
 	btrfslayer *h;
 	btrfslayer_error *err;
 	harness_new_home(home, sizeof(home));
@@ -229,7 +199,7 @@ static void test_open_refuses_planted_subvolumes(void **state)
 static void test_open_missing_parent(void **state)
 {
 	(void)state;
-	char home[HOME_MAX];
+	char home[HARNESS_HOME_MAX];
 	btrfslayer *h;
 	snprintf(home, sizeof(home), "%s/no/such/home", harness_btrfs());
 	expect_fail(btrfslayer_open(home, NULL, 0, NULL, 0, NULL, 0, &h, ERR),
@@ -253,7 +223,7 @@ static void test_open_options(void **state)
 		{ "btrfs.quota_mode=", -EINVAL, "btrfs.quota_mode" },
 		{ "novalue", -EINVAL, "novalue" },
 	};
-	char home[HOME_MAX];
+	char home[HARNESS_HOME_MAX];
 	btrfslayer *h;
 	btrfslayer_error *err;
 	harness_new_home(home, sizeof(home));
@@ -286,7 +256,7 @@ static void test_open_options(void **state)
 static void test_open_idmaps(void **state)
 {
 	(void)state;
-	char home[HOME_MAX];
+	char home[HARNESS_HOME_MAX];
 	btrfslayer *h;
 	const btrfslayer_idmap uids[] = { { 0, 100000, 65536 } };
 	const btrfslayer_idmap gids[] = { { 0, 200000, 65536 } };
@@ -337,7 +307,7 @@ static void test_open_bad_arguments(void **state)
 
 static void test_create_empty(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	assert_int_equal(btrfslayer_exists(c->h, "base", NULL), 0);
 	create(c, "base", NULL, 0);
 	assert_int_equal(btrfslayer_exists(c->h, "base", NULL), 1);
@@ -361,7 +331,7 @@ static void test_create_empty(void **state)
 
 static void test_create_existing(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	create(c, "base", NULL, 0);
 	char *path = layer(c, "base");
 	assert_int_equal(write_file(path, "keep", "me"), 0);
@@ -382,7 +352,7 @@ static void test_create_existing(void **state)
 
 static void test_create_missing_parent(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char *before = fs_state(c);
 	expect_fail(btrfslayer_create(c->h, "child", "nope", 0, NULL, NULL, 0, ERR),
 		    -ENOENT, "/subvolumes/nope");
@@ -395,7 +365,7 @@ static void test_create_missing_parent(void **state)
 
 static void test_snapshot_isolation(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	create(c, "base", NULL, 0);
 	char *base = layer(c, "base");
 	assert_int_equal(write_file(base, "shared", "v1"), 0);
@@ -419,7 +389,7 @@ static void test_snapshot_isolation(void **state)
 
 static void test_read_only(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	create(c, "base", NULL, 0);
 	char *base = layer(c, "base");
 	assert_int_equal(write_file(base, "f", "data"), 0);
@@ -450,7 +420,7 @@ static void test_read_only(void **state)
 
 static void test_create_arguments(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	create(c, "base", NULL, 0);
 	char *before = fs_state(c);
 	const char *size[] = { "size=10 apples" };
@@ -478,7 +448,7 @@ static void test_create_arguments(void **state)
 
 static void test_label(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	const char *label = "system_u:object_r:container_file_t:s0:c1,c2";
 	char value[256];
 	assert_ok(btrfslayer_create(c->h, "labelled", NULL, 0, label, NULL, 0, ERR));
@@ -502,7 +472,7 @@ static void test_label(void **state)
 
 static void test_get_missing(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char *path = (char *)1, planted[PATH_MAX];
 	expect_fail(btrfslayer_get(c->h, "nope", NULL, &path, ERR), -ENOENT,
 		    "/subvolumes/nope");
@@ -526,7 +496,7 @@ static void test_get_missing(void **state)
 
 static void test_remove_nested(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	int before = count_subvolumes();
 	create(c, "layer", NULL, 0);
 	char *path = layer(c, "layer"), sub[PATH_MAX];
@@ -553,7 +523,7 @@ static void test_remove_nested(void **state)
 
 static void test_remove_read_only_with_nested(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	int before = count_subvolumes();
 	create(c, "layer", NULL, 0);
 	char *path = layer(c, "layer");
@@ -566,7 +536,7 @@ static void test_remove_read_only_with_nested(void **state)
 
 static void test_remove_missing(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	expect_fail(btrfslayer_remove(c->h, "nope", ERR), -ENOENT, "/subvolumes/nope");
 	create(c, "once", NULL, 0);
 	assert_ok(btrfslayer_remove(c->h, "once", ERR));
@@ -577,7 +547,7 @@ static void test_remove_missing(void **state)
 
 static void test_bad_ids(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char long_id[300];
 	memset(long_id, 'a', 256);
 	long_id[256] = '\0';
@@ -619,7 +589,7 @@ static void test_bad_ids(void **state)
 
 static void test_layers_and_status(void **state)
 {
-	struct ctx *c = *state;
+	struct harness_home *c = *state;
 	char junk[PATH_MAX];
 	create(c, "b", NULL, 0);
 	create(c, "a", "b", 0);
@@ -669,7 +639,7 @@ static void test_layers_and_status(void **state)
 int main(void)
 {
 	harness_start();
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_home_setup, harness_home_teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_open_creates_layout),
 		cmocka_unit_test(test_open_not_btrfs),

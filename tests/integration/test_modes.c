@@ -90,36 +90,6 @@ static char *layer_path(btrfslayer *h, const char *id)
 	return path;
 }
 
-/* Write up to `total` bytes to dir/name, then fsync: the bytes written; *error
- * is the errno that stopped it (0 if none). */
-static uint64_t write_data(const char *dir, const char *name, uint64_t total, int *error)
-{
-	static char chunk[256 * 1024];
-	char path[PATH_MAX];
-	uint64_t done = 0, x = 88172645463325252u;
-	for (size_t i = 0; i < sizeof(chunk); i++) {
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;	/* incompressible */
-		chunk[i] = (char)x;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		fail_msg("open %s: %s", path, strerror(errno));
-	*error = 0;
-	while (done < total) {
-		size_t n = total - done < sizeof(chunk) ? (size_t)(total - done) : sizeof(chunk);
-		ssize_t w = write(fd, chunk, n);
-		if (w < 0) {
-			*error = errno;
-			break;
-		}
-		done += (uint64_t)w;
-	}
-	if (fsync(fd) < 0 && !*error)
-		*error = errno;
-	close(fd);
-	return done;
-}
 
 /* ---- read-only handles ---------------------------------------------------- */
 
@@ -371,7 +341,7 @@ static void test_nested_cannot_escape_simple(void **state)
 	nest(box, "n");
 	nest(box, "n/deeper");
 	snprintf(dir, sizeof(dir), "%s/n/deeper", box);
-	uint64_t written = write_data(dir, "big", 100 * MiB, &error);
+	uint64_t written = harness_write_data(dir, "big", 100 * MiB, &error);
 	assert_int_equal(error, EDQUOT);
 	assert_true(written <= 33 * MiB);
 
@@ -381,13 +351,13 @@ static void test_nested_cannot_escape_simple(void **state)
 	nest(late, "early");
 	assert_ok(btrfslayer_set_quota(h, "late", 16 * MiB, ERR));
 	snprintf(dir, sizeof(dir), "%s/early", late);
-	written = write_data(dir, "big", 100 * MiB, &error);
+	written = harness_write_data(dir, "big", 100 * MiB, &error);
 	assert_int_equal(error, EDQUOT);
 	assert_true(written <= 17 * MiB);
 
 	/* a cleared limit lets it write */
 	assert_ok(btrfslayer_clear_quota(h, "late", ERR));
-	written = write_data(dir, "more", 24 * MiB, &error);
+	written = harness_write_data(dir, "more", 24 * MiB, &error);
 	assert_int_equal(error, 0);
 	assert_int_equal(written, 24 * MiB);
 
@@ -427,14 +397,14 @@ static void test_nested_full_qgroups(void **state)
 	const char *size[] = { "size=32M" };
 	assert_ok(btrfslayer_create(h, "box", NULL, 0, NULL, size, 1, ERR));
 	char *box = layer_path(h, "box");
-	uint64_t written = write_data(box, "big", 100 * MiB, &error);
+	uint64_t written = harness_write_data(box, "big", 100 * MiB, &error);
 	assert_int_equal(error, EDQUOT);	/* holds: the layer itself */
 	assert_true(written <= 33 * MiB);
 	snprintf(dir, sizeof(dir), "%s/big", box);
 	assert_int_equal(unlink(dir), 0);
 	nest(box, "n");
 	snprintf(dir, sizeof(dir), "%s/n", box);
-	written = write_data(dir, "big", 64 * MiB, &error);
+	written = harness_write_data(dir, "big", 64 * MiB, &error);
 	assert_int_equal(error, 0);	/* does not hold: a nested subvolume */
 	assert_int_equal(written, 64 * MiB);
 	assert_ok(btrfslayer_remove(h, "box", ERR));

@@ -107,37 +107,6 @@ static btrfslayer_usage usage(struct ctx *c, const char *id)
 	return u;
 }
 
-/* Write up to `total` bytes of incompressible data to dir/name with
- * write(2), then fsync.  Returns the bytes written; *error is the errno that
- * stopped it (0 if none). */
-static uint64_t write_data(const char *dir, const char *name, uint64_t total, int *error)
-{
-	char path[PATH_MAX];
-	static char chunk[256 * 1024];
-	uint64_t done = 0, x = 88172645463325252u;
-	for (size_t i = 0; i < sizeof(chunk); i++) {
-		x ^= x << 13, x ^= x >> 7, x ^= x << 17;	/* xorshift */
-		chunk[i] = (char)x;
-	}
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		fail_msg("open %s: %s", path, strerror(errno));
-	*error = 0;
-	while (done < total) {
-		size_t n = total - done < sizeof(chunk) ? (size_t)(total - done) : sizeof(chunk);
-		ssize_t w = write(fd, chunk, n);
-		if (w < 0) {
-			*error = errno;
-			break;
-		}
-		done += (uint64_t)w;
-	}
-	if (fsync(fd) < 0 && !*error)
-		*error = errno;
-	close(fd);
-	return done;
-}
 
 /* Within 10% or 1 MiB, whichever is larger. */
 static void assert_about(uint64_t got, uint64_t want, const char *what)
@@ -324,7 +293,7 @@ static void test_write_past_limit(void **state)
 	int error;
 	create_sized(c, "small", NULL, "size=8M");
 	char *dir = layer_path(c, "small");
-	uint64_t written = write_data(dir, "data", 32 * MiB, &error);
+	uint64_t written = harness_write_data(dir, "data", 32 * MiB, &error);
 	assert_int_equal(error, EDQUOT);
 	/* the kernel stops writes near the limit, not far below or above it */
 	assert_true(written <= 8 * MiB);
@@ -391,7 +360,7 @@ static void test_limit_survives_reopen_and_reset(void **state)
 	/* and it is enforced */
 	int error;
 	char *dir = layer_path(c, "kept");
-	uint64_t written = write_data(dir, "data", 64 * MiB, &error);
+	uint64_t written = harness_write_data(dir, "data", 64 * MiB, &error);
 	assert_int_equal(error, EDQUOT);
 	assert_true(written <= 16 * MiB);
 	free(dir);
@@ -404,7 +373,7 @@ static void test_usage_of_layer_and_snapshot(void **state)
 	int error;
 	create_sized(c, "base", NULL, NULL);
 	char *dir = layer_path(c, "base");
-	assert_int_equal(write_data(dir, "data", 8 * MiB, &error), 8 * MiB);
+	assert_int_equal(harness_write_data(dir, "data", 8 * MiB, &error), 8 * MiB);
 	assert_int_equal(error, 0);
 	free(dir);
 	btrfslayer_usage base = usage(c, "base");
@@ -425,7 +394,7 @@ static void test_usage_of_layer_and_snapshot(void **state)
 	assert_true(child.exclusive < MiB);
 
 	dir = layer_path(c, "child");
-	assert_int_equal(write_data(dir, "more", 4 * MiB, &error), 4 * MiB);
+	assert_int_equal(harness_write_data(dir, "more", 4 * MiB, &error), 4 * MiB);
 	free(dir);
 	child = usage(c, "child");
 	print_message("%s: snapshot after writing 4 MiB: referenced %" PRIu64
@@ -460,7 +429,7 @@ static void test_snapshot_drops_exclusive_limit(void **state)
 	int error;
 	create_sized(c, "parent", NULL, NULL);
 	char *dir = layer_path(c, "parent");
-	assert_int_equal(write_data(dir, "data", 2 * MiB, &error), 2 * MiB);
+	assert_int_equal(harness_write_data(dir, "data", 2 * MiB, &error), 2 * MiB);
 	free(dir);
 	uint64_t parent = subvolume_id(c, "parent");
 	limit_exclusive(parent, "8M");
@@ -472,7 +441,7 @@ static void test_snapshot_drops_exclusive_limit(void **state)
 	create_sized(c, "sized", "parent", "size=64M");
 	/* the child writes past the parent's exclusive limit ... */
 	dir = layer_path(c, "child");
-	uint64_t written = write_data(dir, "data", 16 * MiB, &error);
+	uint64_t written = harness_write_data(dir, "data", 16 * MiB, &error);
 	free(dir);
 	if (error)
 		fail_msg("%s: a snapshot of a parent with an 8 MiB exclusive limit: write "
@@ -567,7 +536,7 @@ static void test_set_and_clear(void **state)
 	/* an unlimited layer writes freely */
 	int error;
 	char *dir = layer_path(c, "l");
-	assert_int_equal(write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
+	assert_int_equal(harness_write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
 	free(dir);
 
 	expect_fail(btrfslayer_set_quota(c->h, "l", 0, ERR), -EINVAL, "above 0");
@@ -608,7 +577,7 @@ static void test_limit_of_a_full_layer(void **state)
 	int error;
 	create_sized(c, "full", NULL, NULL);
 	char *dir = layer_path(c, "full");
-	assert_int_equal(write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
+	assert_int_equal(harness_write_data(dir, "data", 16 * MiB, &error), 16 * MiB);
 	free(dir);
 	assert_ok(btrfslayer_set_quota(c->h, "full", 8 * MiB, ERR));
 	btrfslayer_usage u = usage(c, "full");
@@ -624,7 +593,7 @@ static void test_limit_of_a_full_layer(void **state)
 	assert_int_equal(qgroup_limit(u.subvolume_id), 0);
 	/* and it writes again */
 	dir = layer_path(c, "full");
-	assert_int_equal(write_data(dir, "more", 4 * MiB, &error), 4 * MiB);
+	assert_int_equal(harness_write_data(dir, "more", 4 * MiB, &error), 4 * MiB);
 	free(dir);
 }
 
@@ -853,7 +822,7 @@ static void make_shared_parent(struct ctx *c, struct qgroups *before)
 	list_qgroups(before);
 	create_sized(c, "parent", NULL, NULL);
 	char *dir = layer_path(c, "parent");
-	assert_int_equal(write_data(dir, "data", 4 * MiB, &error), 4 * MiB);
+	assert_int_equal(harness_write_data(dir, "data", 4 * MiB, &error), 4 * MiB);
 	free(dir);
 	create_sized(c, "child", "parent", "size=16M");
 }
