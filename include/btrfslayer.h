@@ -94,7 +94,8 @@
  * .tmp-* and .tomb-* carrying the attribute user.btrfslayer.intent, written and
  * synced before the change they announce), and destroys the qgroups of
  * deleted subvolumes that the kernel keeps (quotas/.staging/.qgroup-<n>
- * records them before a subvolume is deleted).  It never looks at a layer or a limit no
+ * records them before a subvolume is deleted, with simple quotas, and with
+ * full qgroups before Linux 6.11, which destroys those itself).  It never looks at a layer or a limit no
  * call was changing, so a limit set by hand stays, and it costs one read of
  * subvolumes/ and quotas/ plus the unfinished work, whatever the number of
  * layers.  It never waits for a live handle: what a live handle is still

@@ -437,6 +437,7 @@ static int shut(btrfslayer *h, bool failed, btrfslayer_error **err)
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_destroy(&h->id_locks[i]);
 	pthread_mutex_destroy(&h->quota_lock);
+	bl_record_cache_destroy(&h->records);
 	free(h->pending_qgroups);
 	free(h->home);
 	free(h);
@@ -467,6 +468,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_init(&h->id_locks[i], NULL);
 	pthread_mutex_init(&h->quota_lock, NULL);
+	bl_record_cache_init(&h->records);
 
 	bool quotas_wanted = false;
 	int r = parse_open_options(h, options, n_options, &quotas_wanted, err);
@@ -839,6 +841,69 @@ static int publish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
 	return r;
 }
 
+/* A snapshot that needs no step after the ioctl (no label, mode or limit
+ * of its own, none to drop from the parent) is made under its id at once:
+ * the kernel makes it whole in one transaction and commits that before the
+ * ioctl returns, so it is durable as it appears, and a crash leaves it whole
+ * or absent.  No reserved name, no rename, no second commit.  Called with
+ * the id's lock, which every call that makes or removes layer `id` holds,
+ * so nothing the library does can put anything else at the id meanwhile. */
+static int snapshot_at_id(btrfslayer *h, const char *id, int parent_fd, bool read_only,
+			  uint64_t born_after, const char *path, btrfslayer_error **err)
+{
+	struct stat st;
+	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return bl_fail(err, -EEXIST, "create layer: %s", path);
+	/* the record of an earlier layer of this id is not this one's
+	 * (publish_layer()); its removal is in the snapshot's commit */
+	int r = bl_quota_file_remove(h, id, err);
+	if (r < 0)
+		return r;
+	/* the parent as it is now: it may be removed once the snapshot is
+	 * taken, which does not make the snapshot any less whole */
+	struct bl_subvolume_info parent, made;
+	r = bl_ioctl_subvolume_info(parent_fd, &parent);
+	if (r < 0)
+		return bl_fail(err, r, "create layer: %s: read the parent layer", path);
+	r = bl_ioctl_snapshot(parent_fd, h->subvolumes_fd, id, read_only);
+	if (r < 0)
+		return bl_fail(err, r, "create snapshot: %s", path);
+	/* The layer is made, whole and on disk.  What follows checks it: a
+	 * subvolume found to be another one (put there by someone else since)
+	 * is left alone, -EAGAIN; a check that cannot be made (it fails) does
+	 * not undo a layer that is there, and is logged. */
+	btrfslayer_error *check_err = NULL;
+	int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
+	int checked = fd < 0 ? fd : bl_ioctl_subvolume_info(fd, &made);
+	if (checked == 0 && (made.created < born_after || memcmp(made.parent_uuid, parent.uuid, 16))) {
+		close(fd);
+		return bl_fail_msg(err, -EAGAIN, "create layer: %s: not the snapshot just made "
+				   "(replaced while being made)", path);
+	}
+	if (checked < 0)
+		bl_fail(&check_err, checked, "open new layer: %s", path);
+	/* a limit given to the parent since it was read came with it */
+	int limited = checked < 0 ? checked : bl_quota_has_limit(fd, path, &check_err);
+	if (limited == 1 && (r = bl_quota_limit(fd, 0, path, err)) == 0)
+		r = bl_commit(h, "create layer", path, err);
+	if (limited < 0)
+		bl_log(BTRFSLAYER_LOG_WARNING, "create layer: %s: made; checking it failed: %s",
+		       path, btrfslayer_error_message(check_err));
+	btrfslayer_error_free(check_err);
+	if (r < 0) {
+		/* a failed call makes nothing: what was made goes, for good */
+		int c = bl_tree_destroy(h, fd, path, NULL, NULL);
+		if (c == 0)
+			c = bl_ioctl_commit(h->home_fd);
+		if (c < 0)
+			bl_log(BTRFSLAYER_LOG_ERR, "cleanup after failed create: delete %s: %s",
+			       path, btrfslayer_strerror(c));
+	}
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 				     const char *parent, uint32_t flags,
 				     const char *mount_label,
@@ -890,6 +955,19 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 	if (r < 0 && r != -EOPNOTSUPP) {
 		bl_fail(err, r, "create layer: %s: read the filesystem's generation", path);
 		goto out;
+	}
+	if (!empty && !mount_label && mode == (mode_t)-1 && !size) {
+		char parent_path[PATH_MAX];
+		bl_layer_path(h, parent, parent_path, sizeof(parent_path));
+		r = bl_quota_has_limit(parent_fd, parent_path, err);
+		if (r < 0)
+			goto out;
+		if (r == 0) {
+			bl_id_lock(h, id);
+			r = snapshot_at_id(h, id, parent_fd, read_only, born_after, path, err);
+			bl_id_unlock(h, id);
+			goto out;
+		}
 	}
 	r = -EEXIST;
 	for (int attempt = 0; r == -EEXIST && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {
@@ -1176,10 +1254,9 @@ static int get_unlocked(btrfslayer *h, const char *id, char **out)
 	struct statx stx;
 	struct stat st;
 	uint64_t size;
-	/* none (a stat tells, cheaper than the checked open), or garbage
-	 * (logged): no limit to apply, as in bl_quota_reapply() */
-	bool record = fstatat(h->quotas_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT;
-	if (record && bl_quota_file_read(h, id, &size) == 0) {
+	/* none, or garbage (logged): no limit to apply, as in
+	 * bl_quota_reapply() */
+	if (bl_quota_file_read(h, id, &size) == 0) {
 		int fd = bl_open_dir_beneath(h->subvolumes_fd, id);
 		bool kept = fd >= 0 && fstat(fd, &st) == 0 && bl_stat_is_subvolume(&st) &&
 			    bl_quota_limit_is(fd, size);

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "btrfslayer.h"
 
@@ -61,6 +63,41 @@ struct bl_sweep_report {
 	unsigned left;		/* leftovers kept: a live handle's, or failed */
 };
 
+/* ---- kernel.c: the running kernel's release -------------------------------- */
+
+/* Whether the running kernel is release major.minor or later. */
+bool bl_kernel_at_least(unsigned major, unsigned minor);
+
+/* ---- record_cache.c: limits read from HOME/quotas/<id> ------------------ */
+
+#define BL_RECORD_CACHE_SLOTS 64
+
+struct bl_cached_record {
+	bool valid;
+	uint64_t id_hash;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec ctime, mtime;
+	uint64_t limit;
+};
+
+struct bl_record_cache {
+	pthread_mutex_t lock;
+	struct bl_cached_record slots[BL_RECORD_CACHE_SLOTS];
+};
+
+void bl_record_cache_init(struct bl_record_cache *cache);
+void bl_record_cache_destroy(struct bl_record_cache *cache);
+/* 1 with *limit set when the record at dirfd/id is the file last stored
+ * for id, 0 when it cannot tell (read it), -ENOENT when there is none. */
+int bl_record_cache_lookup(struct bl_record_cache *cache, int dirfd, const char *id,
+			   uint64_t *limit);
+/* Remember the limit read from the file st describes (fstat before the
+ * read: a change meanwhile moves the file's times, never the cached ones). */
+void bl_record_cache_store(struct bl_record_cache *cache, const char *id, const struct stat *st,
+			   uint64_t limit);
+
 struct btrfslayer {
 	char *home;		/* absolute path, for messages and get() */
 	int home_fd;		/* O_DIRECTORY|O_NOFOLLOW, opened once */
@@ -75,6 +112,7 @@ struct btrfslayer {
 	uint32_t root_gid;
 	pthread_mutex_t id_locks[BL_ID_LOCKS];
 	pthread_mutex_t quota_lock;	/* enabling quotas; pending_qgroups */
+	struct bl_record_cache records;	/* limits read from quotas/ */
 	uint64_t *pending_qgroups;	/* see bl_quota_forget_subvolume() */
 	size_t n_pending_qgroups;
 	int lock_fd;		/* HOME/.lock; holds this handle's session slot */
@@ -548,6 +586,9 @@ int bl_quota_reapply(btrfslayer *h, const char *id, int fd, const char *path,
  * of is `size` (what get() would otherwise apply again): 1 if so, 0 if not
  * (or when it cannot tell), read without a transaction. */
 int bl_quota_limit_is(int fd, uint64_t size);
+/* 1 when quotas are on and the subvolume fd is the root of has a limit of
+ * any kind (which a snapshot of it gets from the kernel), 0 when not. */
+int bl_quota_has_limit(int fd, const char *path, btrfslayer_error **err);
 /* A snapshot taken with full qgroups gets its source's limit from the
  * kernel; a layer must have only the limit it was given: clear it. */
 int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err);

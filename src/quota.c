@@ -197,7 +197,7 @@ int bl_quota_limit(int fd, uint64_t size, const char *path, btrfslayer_error **e
 	return 0;
 }
 
-int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
+int bl_quota_has_limit(int fd, const char *path, btrfslayer_error **err)
 {
 	enum bl_quota_mode mode;
 	bool inconsistent;
@@ -210,13 +210,19 @@ int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
 		r = bl_ioctl_subvolume_id(fd, &id);
 	if (r == 0)
 		r = bl_ioctl_qgroup_info(fd, id, &qgroup);
-	/* every limit counts: the kernel copied them all, the exclusive one
-	 * (btrfs qgroup limit -e) as much as the referenced one */
-	if (r == -ENOENT || (r == 0 && bl_qgroup_limited_to(&qgroup, 0)))
+	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		return bl_fail(err, r, "read inherited size limit: %s", path);
-	return bl_quota_limit(fd, 0, path, err);
+		return bl_fail(err, r, "read size limit: %s", path);
+	return !bl_qgroup_limited_to(&qgroup, 0);
+}
+
+int bl_quota_drop_inherited(int fd, const char *path, btrfslayer_error **err)
+{
+	/* every limit counts: the kernel copied them all, the exclusive one
+	 * (btrfs qgroup limit -e) as much as the referenced one */
+	int r = bl_quota_has_limit(fd, path, err);
+	return r == 1 ? bl_quota_limit(fd, 0, path, err) : r;
 }
 
 /* Make the kernel's referenced limit of fd's subvolume `size` (0: none): 1
@@ -289,6 +295,10 @@ static void quota_path(const btrfslayer *h, const char *name, char *buf, size_t 
 int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 {
 	char buf[BL_QUOTA_FILE_MAX], path[PATH_MAX];
+	/* the file read before, unchanged: one statx (record_cache.c) */
+	int cached = bl_record_cache_lookup(&h->records, h->quotas_fd, id, size);
+	if (cached != 0)
+		return cached > 0 ? 0 : cached;
 	/* a regular file only: a device or fifo planted here is never opened */
 	int fd = bl_open_regular_beneath(h->quotas_fd, id, O_RDONLY, 0);
 	if (fd == -ENOENT)
@@ -300,6 +310,10 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 		       why ? "it " : "", why ? why : btrfslayer_strerror(fd));
 		return -EINVAL;
 	}
+	/* the file's times before the read: a change during it moves them
+	 * past what is cached, so the next read sees a miss */
+	struct stat st;
+	bool stated = fstat(fd, &st) == 0;
 	ssize_t n = read(fd, buf, sizeof(buf));
 	close(fd);
 	if (n < 0 || bl_quota_file_parse(buf, (size_t)n, size) < 0) {
@@ -307,6 +321,8 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size)
 		       "ignoring quota file %s: not a decimal byte count", path);
 		return -EINVAL;
 	}
+	if (stated)
+		bl_record_cache_store(&h->records, id, &st, *size);
 	return 0;
 }
 
@@ -350,6 +366,15 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 		return bl_fail(err, r, "read quota status: %s", h->home);
 	if (mode == BL_QUOTA_OFF)
 		return 0;	/* no qgroup can outlive a subvolume */
+	/* With full accounting, Linux 6.11 and later destroy the level-0
+	 * qgroup of a deleted subvolume themselves once the cleaner has
+	 * dropped it (its numbers are zero then), also after a crash: the
+	 * cleaner takes deleted subvolumes up again at mount.  Simple quotas
+	 * keep one that is still charged for extents a snapshot shares, and
+	 * never the level-1 qgroup of a limit (nestlimit.c): those stay ours
+	 * to follow up. */
+	if (mode == BL_QUOTA_QGROUP && bl_kernel_at_least(6, 11))
+		return 0;
 	for (size_t i = 0; i < n; i++) {
 		marker_name(ids[i], name);
 		/* a regular file only: a device planted here is never opened */

@@ -417,3 +417,71 @@ int harness_home_teardown(void **state)
 	free(c);
 	return r < 0 ? -1 : 0;
 }
+
+/* ---- qgroups the kernel drops ------------------------------------------------ */
+
+#include <sys/utsname.h>
+#include <time.h>
+
+bool harness_kernel_drops_qgroups(void)
+{
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+	if (uname(&u) < 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+		return false;
+	return major > 6 || (major == 6 && minor >= 11);
+}
+
+/* 1 if tree `tree` of the btrfs fd is on has an item (objectid, type,
+ * offset in [min_offset, max_offset]), 0 if not, -1 if it cannot tell. */
+static int has_item(int fd, uint64_t tree, uint64_t objectid, uint32_t type,
+		    uint64_t min_offset, uint64_t max_offset)
+{
+	struct btrfs_ioctl_search_args args;
+	memset(&args, 0, sizeof(args));
+	args.key.tree_id = tree;
+	args.key.min_objectid = args.key.max_objectid = objectid;
+	args.key.min_type = args.key.max_type = type;
+	args.key.min_offset = min_offset;
+	args.key.max_offset = max_offset;
+	args.key.max_transid = UINT64_MAX;
+	args.key.nr_items = 1;
+	if (ioctl(fd, BTRFS_IOC_TREE_SEARCH, &args) < 0)
+		return -1;
+	return args.key.nr_items > 0;
+}
+
+/* qgroup 0/id: its info item in the quota tree */
+static int qgroup_exists(int fd, uint64_t id)
+{
+	return has_item(fd, BTRFS_QUOTA_TREE_OBJECTID, 0, BTRFS_QGROUP_INFO_KEY, id, id);
+}
+
+/* a deleted subvolume keeps its root item until the cleaner dropped it */
+static int root_item_exists(int fd, uint64_t id)
+{
+	return has_item(fd, BTRFS_ROOT_TREE_OBJECTID, id, BTRFS_ROOT_ITEM_KEY, 0, UINT64_MAX);
+}
+
+bool harness_qgroup_left_to_kernel(const char *mnt, uint64_t id)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool ok = false;
+	for (int i = 0; i < 6000 && !ok; i++) {
+		int q = qgroup_exists(fd, id);
+		if (q < 0)
+			break;
+		/* gone; or its subvolume not dropped yet, which the kernel
+		 * does in its time (at the next mount at the latest) */
+		ok = q == 0 || root_item_exists(fd, id) == 1;
+		if (!ok) {
+			/* dropped: the qgroup goes in a transaction of its own */
+			syncfs(fd);
+			nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+		}
+	}
+	close(fd);
+	return ok;
+}

@@ -4,6 +4,7 @@
 #ifndef HARNESS_H
 #define HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,16 @@ char *harness_tree_snapshot(const char *dir);
  * write(2), then fsync.  Returns the bytes written; *error is the errno that
  * stopped it, the open's included (0 if none). */
 uint64_t harness_write_data(const char *in, const char *name, uint64_t total, int *error);
+
+/* Whether the kernel, with full qgroup accounting, destroys the level-0
+ * qgroup of a deleted subvolume itself once its cleaner has dropped it
+ * (Linux 6.11 and later): the library leaves no marker for those then. */
+bool harness_kernel_drops_qgroups(void);
+
+/* For such a kernel: whether qgroup 0/id of the btrfs at mnt is gone, or
+ * is the kernel's to destroy still (its subvolume is deleted but not yet
+ * dropped); a qgroup whose subvolume was dropped must go within a minute. */
+bool harness_qgroup_left_to_kernel(const char *mnt, uint64_t id);
 
 /* A fresh home opened with no options: the cmocka setup and teardown most
  * layer tests share (*state is a struct harness_home). */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -680,6 +681,99 @@ static void test_garbage_quota_file(void **state)
 	assert_int_equal(stat("/etc/hostname", &st), 0);
 }
 
+/* Write `text` over the record of `id` where it lies, as Docker's driver
+ * does (os.WriteFile: truncate, write): the same inode, new contents. */
+static void rewrite_record_in_place(struct ctx *c, const char *id, const char *text)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/quotas/%s", c->home, id);
+	struct stat before, after;
+	assert_int_equal(stat(path, &before), 0);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_true(fputs(text, f) >= 0);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+}
+
+/* get and usage remember a record they read (record_cache.c): a record
+ * changed where it lies, or replaced, is read again, never answered from
+ * memory; and the limit it names is the one get puts back. */
+static void test_record_changed_in_place(void **state)
+{
+	struct ctx *c = *state;
+	create_sized(c, "l", NULL, "size=8M");
+	free(layer_path(c, "l"));
+	assert_int_equal(usage(c, "l").recorded_limit, 8 * MiB);
+	assert_int_equal(usage(c, "l").recorded_limit, 8 * MiB);	/* remembered */
+
+	/* another length: 16 MiB */
+	rewrite_record_in_place(c, "l", "16777216");
+	assert_int_equal(usage(c, "l").recorded_limit, 16 * MiB);
+	free(layer_path(c, "l"));	/* get puts the recorded limit back */
+	assert_int_equal(qgroup_limit(subvolume_id(c, "l")), 16 * MiB);
+
+	/* the same length: only the file's times tell (a clock tick apart) */
+	nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+	rewrite_record_in_place(c, "l", "33554432");
+	assert_int_equal(usage(c, "l").recorded_limit, 32 * MiB);
+	free(layer_path(c, "l"));
+	assert_int_equal(qgroup_limit(subvolume_id(c, "l")), 32 * MiB);
+
+	/* garbage now: never a limit, whatever was read before */
+	nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+	rewrite_record_in_place(c, "l", "3355443x");
+	assert_int_equal(usage(c, "l").recorded_limit, 0);
+
+	/* the library's own change: a new file renamed into place */
+	assert_ok(btrfslayer_set_quota(c->h, "l", 24 * MiB, ERR));
+	assert_int_equal(usage(c, "l").recorded_limit, 24 * MiB);
+	assert_ok(btrfslayer_clear_quota(c->h, "l", ERR));
+	assert_int_equal(usage(c, "l").recorded_limit, 0);
+
+	/* a fifo put in its place is never opened, nor taken for the last
+	 * record read */
+	assert_ok(btrfslayer_set_quota(c->h, "l", 24 * MiB, ERR));
+	assert_int_equal(usage(c, "l").recorded_limit, 24 * MiB);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/quotas/l", c->home);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(usage(c, "l").recorded_limit, 0);
+	free(layer_path(c, "l"));
+	assert_int_equal(unlink(path), 0);
+}
+
+/* A snapshot made straight under its id (no options: one ioctl, which
+ * commits) drops the record an earlier layer of the id left (a removal
+ * that died on a full filesystem leaves one), as every create does. */
+static void test_snapshot_drops_stale_record(void **state)
+{
+	struct ctx *c = *state;
+	char path[PATH_MAX], buf[64];
+	create_sized(c, "parent", NULL, NULL);
+	snprintf(path, sizeof(path), "%s/quotas/child", c->home);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("4194304", f);
+	assert_int_equal(fclose(f), 0);
+	assert_ok(btrfslayer_create(c->h, "child", "parent", BTRFSLAYER_CREATE_READ_ONLY, NULL,
+				    NULL, 0, ERR));
+	assert_false(quota_file(c, "child", buf, sizeof(buf)));
+	btrfslayer_usage u = usage(c, "child");
+	assert_int_equal(u.limit, 0);
+	assert_int_equal(u.recorded_limit, 0);
+	assert_int_equal(qgroup_limit(u.subvolume_id), 0);
+	/* an existing layer keeps its record: -EEXIST changes nothing */
+	create_sized(c, "sized", NULL, "size=8M");
+	expect_fail(btrfslayer_create(c->h, "sized", "parent", 0, NULL, NULL, 0, ERR), -EEXIST,
+		    "sized");
+	assert_true(quota_file(c, "sized", buf, sizeof(buf)));
+	assert_string_equal(buf, "8388608");
+	assert_int_equal(usage(c, "sized").limit, 8 * MiB);
+}
+
 /* The log callback, driven by real calls: gets of a layer whose quota file
  * is garbage log a warning each.  The main thread swaps the callback and
  * its userdata while they run and, as soon as a swap returns, poisons the
@@ -1034,6 +1128,8 @@ int main(void)
 		T(test_usage_struct_size),
 		T(test_usage_struct_v1),
 		T(test_garbage_quota_file),
+		T(test_record_changed_in_place),
+		T(test_snapshot_drops_stale_record),
 		T(test_log_callback_swapped_under_calls),
 		T(test_no_stale_qgroups),
 		T(test_parent_removed_before_child),

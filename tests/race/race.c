@@ -182,9 +182,9 @@ static void open_at_once(const char *home, const char *const *opts, size_t n_opt
 }
 
 /* With every handle closed, each qgroup of a deleted subvolume that the
- * kernel still keeps must have its marker, or nobody will destroy it.  (With
- * full qgroups the kernel drops such qgroups itself once its cleaner is
- * done, so only this look, before that, sees a lost marker there.) */
+ * kernel still keeps must have its marker, or nobody will destroy it.  With
+ * full qgroups on Linux 6.11 and later the kernel destroys them itself once
+ * its cleaner is done, and the library leaves no marker: each must go. */
 static void expect_marked(const char *home, const char *mode)
 {
 	char *stale = probe_stale_qgroups(harness_btrfs());
@@ -199,6 +199,9 @@ static void expect_marked(const char *home, const char *mode)
 		for (const char *p = quotas; !found && (p = strstr(p, marker)); p++)
 			found = (p == quotas || p[-1] == ' ' || p[-1] == '/') &&
 				(p[strlen(marker)] == ' ' || p[strlen(marker)] == '\0');
+		if (!found && !strcmp(mode, "qgroup") && harness_kernel_drops_qgroups() &&
+		    harness_qgroup_left_to_kernel(harness_btrfs(), strtoull(q + 2, NULL, 10)))
+			continue;
 		if (!found && lost++ < 40) {
 			strcat(lost_ids, q);
 			strcat(lost_ids, " ");
