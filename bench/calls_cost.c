@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "btrfslayer.h"
+#include "timing.h"
 
 #define ROUNDS 5
 #define PER_DIR 100
@@ -49,25 +50,6 @@ static void die(const char *what, int r, btrfslayer_error *err)
 			die(what, r_, e_);              \
 	} while (0)
 #define ERR (&e_)
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-	qsort(v, ROUNDS, sizeof(*v), cmp_double);
-	return v[ROUNDS / 2];
-}
 
 static long shifted;
 
@@ -102,7 +84,7 @@ static double info_unprivileged(btrfslayer *h, const char *id)
 				_exit(1);
 			t[i] = now_ms() - start;
 		}
-		ms = median(t);
+		ms = median_of(t, ROUNDS);
 		_exit(write(pipefd[1], &ms, sizeof(ms)) == sizeof(ms) ? 0 : 1);
 	}
 	int status;
@@ -140,7 +122,7 @@ int main(int argc, char **argv)
 		t[i] = now_ms() - start;
 	}
 	printf("layer_info, %d layers, parent %s: %.3f ms with CAP_SYS_ADMIN, %.3f ms "
-	       "without\n", layers, info.parent, median(t), info_unprivileged(h, id));
+	       "without\n", layers, info.parent, median_of(t, ROUNDS), info_unprivileged(h, id));
 
 	CHECK("create image", btrfslayer_create(h, "image", NULL, 0, NULL, NULL, 0, ERR));
 	for (int i = 0; i < files; i++) {
@@ -161,8 +143,9 @@ int main(int argc, char **argv)
 							 sizeof(u), ERR));
 		t[i] = now_ms() - start;
 	}
-	printf("get_usage WALK, %d files: %.1f ms (%llu inodes, %llu bytes)\n", files, median(t),
-	       (unsigned long long)u.walk_inodes, (unsigned long long)u.walk_bytes);
+	printf("get_usage WALK, %d files: %.1f ms (%llu inodes, %llu bytes)\n", files,
+	       median_of(t, ROUNDS), (unsigned long long)u.walk_inodes,
+	       (unsigned long long)u.walk_bytes);
 
 	static const btrfslayer_idmap map[] = { { 0, SHIFT, 65536 } };
 	for (int i = 0; i < ROUNDS; i++) {
@@ -173,7 +156,7 @@ int main(int argc, char **argv)
 		t[i] = now_ms() - start;
 		close(mfd);
 	}
-	double idmapped = median(t);
+	double idmapped = median_of(t, ROUNDS);
 	for (int i = 0; i < ROUNDS; i++) {
 		snprintf(id, sizeof(id), "chowned%d", i);
 		CHECK("snapshot", btrfslayer_create(h, id, "image", 0, NULL, NULL, 0, ERR));
@@ -189,7 +172,7 @@ int main(int argc, char **argv)
 		t[i] = now_ms() - start;
 	}
 	printf("idmapped mount: %.2f ms; chown of a snapshot's %ld inodes (and sync): %.1f ms\n",
-	       idmapped, shifted, median(t));
+	       idmapped, shifted, median_of(t, ROUNDS));
 	CHECK("close", btrfslayer_close(h, ERR));
 	return 0;
 }

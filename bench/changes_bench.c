@@ -37,6 +37,7 @@
 #include <linux/btrfs_tree.h>
 
 #include "btrfslayer.h"
+#include "timing.h"
 
 #define PER_DIR 1000
 #define ROOT_MAX 1024	/* a layer's path; file paths get room to spare */
@@ -47,13 +48,6 @@ static void check(int r, btrfslayer_error *err, const char *what)
 		fprintf(stderr, "%s: %s\n", what, err ? btrfslayer_error_message(err) : strerror(-r));
 		exit(1);
 	}
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int count(int kind, const char *path, void *userdata)
@@ -107,18 +101,6 @@ static void set_sealed(btrfslayer *h, const char *id, int sealed)
 		exit(1);
 	}
 	close(fd);
-}
-
-static int by_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), by_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 #define MAX_ROUNDS 101
@@ -221,12 +203,12 @@ static void row(btrfslayer *h, const char *id, unsigned files, unsigned changed,
 		if (tmpdir)
 			ioc[i] = send_ioctl_ms(h, id, tmpdir, writable);
 	}
-	double s = median(send, rounds), w = median(walk, rounds);
-	double sb = send[0], wb = walk[0];	/* sorted by median() */
-	double sc = median(send_cpu, rounds), wc = median(walk_cpu, rounds);
+	double s = median_of(send, rounds), w = median_of(walk, rounds);
+	double sb = send[0], wb = walk[0];	/* sorted by median_of() */
+	double sc = median_of(send_cpu, rounds), wc = median_of(walk_cpu, rounds);
 	char kernel[32] = "";
 	if (tmpdir)
-		snprintf(kernel, sizeof(kernel), "%.1f ms", median(ioc, rounds));
+		snprintf(kernel, sizeof(kernel), "%.1f ms", median_of(ioc, rounds));
 	/* two decimals where the ratio is near 1: "slower" must show */
 	int digits = w / s < 10 ? 2 : 0;
 	printf("| changes, %u-file layer, %u changed%s | %zu | %.1f / %.1f / %.1f ms "

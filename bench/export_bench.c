@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "btrfslayer.h"
+#include "timing.h"
 
 #define ROUNDS 5
 #define PER_DIR 100
@@ -40,19 +41,6 @@ static void die(const char *what, int r, btrfslayer_error *err)
 	exit(1);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static void write_file(const char *path, size_t size, char fill)
 {
 	static char buf[65536];
@@ -60,12 +48,6 @@ static void write_file(const char *path, size_t size, char fill)
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0 || write(fd, buf, size) != (ssize_t)size || close(fd) < 0)
 		die(path, errno, NULL);
-}
-
-static double median(double *v)
-{
-	qsort(v, ROUNDS, sizeof(*v), cmp_double);
-	return v[ROUNDS / 2];
 }
 
 int main(int argc, char **argv)
@@ -148,8 +130,8 @@ int main(int argc, char **argv)
 	unlink(out);
 	printf("export of a %ld-file layer with %d changed files: btrfslayer_export %.1f ms "
 	       "(%lld bytes), GNU tar of the same %d files by name %.1f ms (%lld bytes); "
-	       "median of %d\n", files, CHANGED, median(t_export), (long long)st_export.st_size,
-	       CHANGED, median(t_tar), (long long)st_tar.st_size, ROUNDS);
+	       "median of %d\n", files, CHANGED, median_of(t_export, ROUNDS), (long long)st_export.st_size,
+	       CHANGED, median_of(t_tar, ROUNDS), (long long)st_tar.st_size, ROUNDS);
 	free(base_path);
 	free(top_path);
 	btrfslayer_close(h, NULL);

@@ -25,6 +25,7 @@
 #include <selinux/selinux.h>
 
 #include "btrfslayer.h"
+#include "timing.h"
 
 #define ROUNDS 5
 #define PER_DIR 100
@@ -36,19 +37,6 @@ static void die(const char *what, int r, btrfslayer_error *err)
 	fprintf(stderr, "bench_label_cost: %s: %s\n", what,
 		err ? btrfslayer_error_message(err) : strerror(-r));
 	exit(1);
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 static const char *walk_label;

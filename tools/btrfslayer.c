@@ -197,6 +197,14 @@ static int open_store(struct ctx *c)
 	return rc < 0 ? lib_error(rc, err) : EXIT_OK;
 }
 
+/* A command's options and operands (parse_simple()), then the store. */
+static int parse_and_open(struct ctx *c, int argc, char **argv, int json_ok, int want,
+			  const char *what)
+{
+	int rc = parse_simple(c, argc, argv, json_ok, want, what);
+	return rc == EXIT_OK ? open_store(c) : rc;
+}
+
 struct create_args {
 	const char *parent;
 	const char *label;
@@ -266,10 +274,8 @@ static int cmd_create(struct ctx *c, int argc, char **argv)
 static int cmd_rm(struct ctx *c, int argc, char **argv)
 {
 	btrfslayer_error *err = NULL;
-	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+	int rc = parse_and_open(c, argc, argv, 0, 1, "layer id");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = btrfslayer_remove(c->h, argv[optind], &err);
@@ -281,10 +287,8 @@ static int cmd_path(struct ctx *c, int argc, char **argv)
 	btrfslayer_error *err = NULL;
 	char *path = NULL;
 	const char *id;
-	int rc = parse_simple(c, argc, argv, 1, 1, "layer id");
+	int rc = parse_and_open(c, argc, argv, 1, 1, "layer id");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	id = argv[optind];
@@ -309,10 +313,8 @@ static int cmd_path(struct ctx *c, int argc, char **argv)
 static int cmd_exists(struct ctx *c, int argc, char **argv)
 {
 	btrfslayer_error *err = NULL;
-	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+	int rc = parse_and_open(c, argc, argv, 0, 1, "layer id");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = btrfslayer_exists(c->h, argv[optind], &err);
@@ -359,10 +361,8 @@ static int show_list(struct ctx *c, int argc, char **argv, list_call call,
 {
 	btrfslayer_error *err = NULL;
 	btrfslayer_list *l = NULL;
-	int rc = parse_simple(c, argc, argv, 1, 0, "");
+	int rc = parse_and_open(c, argc, argv, 1, 0, "");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = call(c->h, &l, &err);
@@ -517,10 +517,8 @@ static int cmd_info(struct ctx *c, int argc, char **argv)
 {
 	btrfslayer_error *err = NULL;
 	btrfslayer_info info;
-	int rc = parse_simple(c, argc, argv, 1, 1, "layer id");
+	int rc = parse_and_open(c, argc, argv, 1, 1, "layer id");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = btrfslayer_layer_info(c->h, argv[optind], &info, sizeof(info), &err);
@@ -534,10 +532,8 @@ static int cmd_info(struct ctx *c, int argc, char **argv)
 static int set_read_only(struct ctx *c, int argc, char **argv, int read_only)
 {
 	btrfslayer_error *err = NULL;
-	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+	int rc = parse_and_open(c, argc, argv, 0, 1, "layer id");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = btrfslayer_set_read_only(c->h, argv[optind], read_only, &err);
@@ -636,10 +632,8 @@ static int cmd_apply(struct ctx *c, int argc, char **argv)
 	btrfslayer_error *err = NULL;
 	uint64_t unpacked = 0;
 	int tty = isatty(STDERR_FILENO);
-	int rc = parse_simple(c, argc, argv, 0, 1, "layer id");
+	int rc = parse_and_open(c, argc, argv, 0, 1, "layer id");
 
-	if (rc == EXIT_OK)
-		rc = open_store(c);
 	if (rc != EXIT_OK)
 		return rc;
 	rc = btrfslayer_apply(c->h, argv[optind], STDIN_FILENO, 0,

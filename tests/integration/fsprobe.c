@@ -253,3 +253,50 @@ void probe_reserved_dir(const char *home, const char *dir, char *buf, size_t len
 	if (!*staged)
 		snprintf(buf, len, "%s/%s", home, dir);
 }
+
+char *probe_fs_state(const char *mnt, const char *home)
+{
+	char *buf = NULL, path[PATH_MAX];
+	size_t len = 0;
+	struct btrfs_util_subvolume_iterator *it;
+	if (btrfs_util_create_subvolume_iterator(mnt, 5, 0, &it) != BTRFS_UTIL_OK)
+		return NULL;
+	FILE *out = open_memstream(&buf, &len);
+	if (!out) {
+		btrfs_util_destroy_subvolume_iterator(it);
+		return NULL;
+	}
+	char *sub;
+	uint64_t id;
+	while (btrfs_util_subvolume_iterator_next(it, &sub, &id) == BTRFS_UTIL_OK) {
+		bool ro = false;
+		snprintf(path, sizeof(path), "%s/%s", mnt, sub);
+		btrfs_util_get_subvolume_read_only(path, &ro);
+		fprintf(out, "subvolume %s %d\n", sub, ro);
+		free(sub);
+	}
+	btrfs_util_destroy_subvolume_iterator(it);
+	bool ok = true;
+	for (int i = 0; i < 2 && ok; i++) {
+		snprintf(path, sizeof(path), "%s%s", home, i ? "/subvolumes" : "");
+		struct dirent **names;
+		int n = scandir(path, &names, NULL, alphasort);
+		ok = n >= 0;
+		for (int j = 0; j < n; j++) {
+			char entry[PATH_MAX + NAME_MAX + 2];
+			struct stat st = { 0 };
+			snprintf(entry, sizeof(entry), "%s/%s", path, names[j]->d_name);
+			lstat(entry, &st);
+			fprintf(out, "%s %o\n", entry, (unsigned)st.st_mode);
+			free(names[j]);
+		}
+		if (n >= 0)
+			free(names);
+	}
+	fclose(out);
+	if (!ok) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

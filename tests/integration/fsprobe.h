@@ -28,6 +28,12 @@ size_t probe_subvolumes(const char *mnt, uint64_t **out);
  * "0/<id> " words in a malloc()ed string ("" when there is none). */
 char *probe_stale_qgroups(const char *mnt);
 
+/* Every subvolume of the btrfs at `mnt` with its read-only flag, and every
+ * name in `home` and home/subvolumes with its mode, one per line, in a
+ * malloc()ed string: what a call that fails must leave as it was.  NULL if
+ * it cannot be read. */
+char *probe_fs_state(const char *mnt, const char *home);
+
 /* The level-0 qgroups that carry a limit, as "0/<id>=<bytes> " words,
  * malloc()ed: those of live subvolumes (stale false), or those whose
  * subvolume is gone (stale true). */

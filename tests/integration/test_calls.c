@@ -36,6 +36,7 @@
 
 #include "btrfslayer.h"
 #include "check.h"
+#include "fsprobe.h"
 #include "harness.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -91,44 +92,12 @@ static bool read_only(const char *path)
 	return ro;
 }
 
-/* Every subvolume of the filesystem and every name in home and
- * home/subvolumes, with its mode and read-only flag: what a call that fails
- * on its arguments must leave as it was. */
+/* What a call that fails on its arguments must leave as it was. */
 static char *fs_state(struct harness_home *c)
 {
-	char *buf = NULL, path[PATH_MAX];
-	size_t len = 0;
-	FILE *out = open_memstream(&buf, &len);
-	struct btrfs_util_subvolume_iterator *it;
-	char *sub;
-	uint64_t id;
-	assert_int_equal(btrfs_util_create_subvolume_iterator(harness_btrfs(), 5, 0, &it),
-			 BTRFS_UTIL_OK);
-	while (btrfs_util_subvolume_iterator_next(it, &sub, &id) == BTRFS_UTIL_OK) {
-		bool ro = false;
-		snprintf(path, sizeof(path), "%s/%s", harness_btrfs(), sub);
-		btrfs_util_get_subvolume_read_only(path, &ro);
-		fprintf(out, "subvolume %s %d\n", sub, ro);
-		free(sub);
-	}
-	btrfs_util_destroy_subvolume_iterator(it);
-	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s%s", c->home, i ? "/subvolumes" : "");
-		struct dirent **names;
-		int n = scandir(path, &names, NULL, alphasort);
-		assert_true(n >= 0);
-		for (int j = 0; j < n; j++) {
-			char entry[PATH_MAX + NAME_MAX + 2];
-			struct stat st = { 0 };
-			snprintf(entry, sizeof(entry), "%s/%s", path, names[j]->d_name);
-			lstat(entry, &st);
-			fprintf(out, "%s %o\n", entry, (unsigned)st.st_mode);
-			free(names[j]);
-		}
-		free(names);
-	}
-	fclose(out);
-	return buf;
+	char *state = probe_fs_state(harness_btrfs(), c->home);
+	assert_non_null(state);
+	return state;
 }
 
 static btrfslayer_info info_of(struct harness_home *c, const char *id)

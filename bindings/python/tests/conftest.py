@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from typing import Iterator, NoReturn
+from typing import Callable, Iterator, NoReturn
 
 import pytest
 
@@ -39,6 +39,33 @@ def need(lib: btrfslayer.Library, *calls: str) -> None:
         if not lib.has(call):
             unavailable(f"btrfslayer_{call} is not in the loaded library {lib.path}"
                         f" (version {lib.version()})")
+
+
+def as_uid(uid: int, fn: Callable[[], object],
+           describe: Callable[[BaseException], str] = repr) -> str:
+    """fn() in a forked child running as uid and gid `uid`, without
+    supplementary groups: describe(its exception), or "" on success."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            try:
+                fn()
+                out = ""
+            except BaseException as e:
+                out = describe(e)
+            os.write(w, out.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
 
 
 @pytest.fixture(scope="session")

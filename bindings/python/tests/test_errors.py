@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 import btrfslayer
+from conftest import as_uid
 
 
 def test_file_exists(handle):
@@ -36,26 +37,9 @@ def test_permission_error(btrfs, lib):
     private = os.path.join(btrfs.mnt, "private")
     os.makedirs(private, mode=0o700, exist_ok=True)
     home = os.path.join(private, "home")
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:    # the child: nobody, then the call
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)
-            try:
-                btrfslayer.Handle(home, {"btrfs.mount_home": False}, library=lib).close()
-                out = "no error"
-            except BaseException as e:
-                out = f"{type(e).__name__} {getattr(e, 'errno', '')} {e}"
-            os.write(w, out.encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
+    out = as_uid(65534,
+                 lambda: btrfslayer.Handle(home, {"btrfs.mount_home": False}, library=lib).close(),
+                 lambda e: f"{type(e).__name__} {getattr(e, 'errno', '')} {e}") or "no error"
     assert out.startswith("PermissionError "), out
     assert home in out or private in out
     assert not os.path.exists(home)

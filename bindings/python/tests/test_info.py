@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 import btrfslayer
-from conftest import need
+from conftest import as_uid, need
 
 
 def test_layer_info(handle, lib):
@@ -103,32 +103,6 @@ def test_get_fd(handle, lib):
         h.get_fd("missing")
 
 
-def _as_uid(uid, fn):
-    """fn() in a child process running as uid/gid `uid`: its exception's
-    repr, or "" on success."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            try:
-                fn()
-                out = ""
-            except BaseException as e:
-                out = repr(e)
-            os.write(w, out.encode())
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        out = f.read()
-    os.waitpid(pid, 0)
-    return out
-
-
 def test_mount_idmapped(handle, lib, btrfs):
     need(lib, "mount_idmapped")
     h = handle
@@ -148,7 +122,7 @@ def test_mount_idmapped(handle, lib, btrfs):
         assert os.stat(os.path.join(target, "owned-by-root")).st_uid == 100000
         assert os.stat(target).st_uid == 100000
         # mapped root writes through the mount; the layer stores host root
-        err = _as_uid(100000, lambda: open(os.path.join(target, "by-mapped-root"), "w").close())
+        err = as_uid(100000, lambda: open(os.path.join(target, "by-mapped-root"), "w").close())
         assert err == ""
         st = os.stat(os.path.join(root, "by-mapped-root"))
         assert (st.st_uid, st.st_gid) == (0, 0)
