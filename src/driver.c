@@ -31,7 +31,6 @@
  * quotas/ is the library's alone. */
 #define HOME_MODE 0710
 #define QUOTAS_MODE 0700
-#define LAYER_ROOT_MODE 0755
 /* Pending qgroups retried per remove; close retries them all. */
 #define QGROUP_RETRIES_PER_REMOVE 8
 
@@ -398,6 +397,7 @@ static int shut(btrfslayer *h, bool failed, btrfslayer_error **err)
 		bl_quota_retry_pending(h, SIZE_MAX);
 	/* every fd on home's mount goes before the unmount (a failed open's
 	 * undo, below, still needs those it made things in) */
+	bl_template_close(h);
 	if (!failed) {
 		bl_staging_close(h);
 		if (h->quotas_fd >= 0)
@@ -437,6 +437,7 @@ static int shut(btrfslayer *h, bool failed, btrfslayer_error **err)
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_destroy(&h->id_locks[i]);
 	pthread_mutex_destroy(&h->quota_lock);
+	pthread_mutex_destroy(&h->template_lock);
 	bl_record_cache_destroy(&h->records);
 	free(h->pending_qgroups);
 	free(h->home);
@@ -469,6 +470,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 		pthread_mutex_init(&h->id_locks[i], NULL);
 	pthread_mutex_init(&h->quota_lock, NULL);
 	bl_record_cache_init(&h->records);
+	bl_template_init(h);
 
 	bool quotas_wanted = false;
 	int r = parse_open_options(h, options, n_options, &quotas_wanted, err);
@@ -742,14 +744,14 @@ static int open_new_layer(btrfslayer *h, const char *tmp, int parent_fd, uint64_
 }
 
 /* Owner, mode, label, size limit and seal of the layer root, while it is
- * still hidden.  mode: (mode_t)-1 for the default (LAYER_ROOT_MODE for an
+ * still hidden.  mode: (mode_t)-1 for the default (BL_LAYER_ROOT_MODE for an
  * empty layer, the parent's for a snapshot). */
 static int finish_layer(btrfslayer *h, int fd, bool empty, const char *label,
 			uint64_t size, mode_t mode, bool seal, const char *path,
 			btrfslayer_error **err)
 {
 	if (empty && mode == (mode_t)-1)
-		mode = LAYER_ROOT_MODE;
+		mode = BL_LAYER_ROOT_MODE;
 	if (empty && fchown(fd, h->root_uid, h->root_gid) < 0)
 		return bl_fail(err, -errno, "set owner of layer root: %s", path);
 	/* after the chown, which clears set-id bits */
@@ -848,8 +850,9 @@ static int publish_layer(btrfslayer *h, const char *tmp, const char *id, int fd,
  * or absent.  No reserved name, no rename, no second commit.  Called with
  * the id's lock, which every call that makes or removes layer `id` holds,
  * so nothing the library does can put anything else at the id meanwhile. */
-static int snapshot_at_id(btrfslayer *h, const char *id, int parent_fd, bool read_only,
-			  uint64_t born_after, const char *path, btrfslayer_error **err)
+static int snapshot_at_id(btrfslayer *h, const char *id, int parent_fd, bool from_template,
+			  bool read_only, uint64_t born_after, const char *path,
+			  btrfslayer_error **err)
 {
 	struct stat st;
 	if (fstatat(h->subvolumes_fd, id, &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -863,11 +866,18 @@ static int snapshot_at_id(btrfslayer *h, const char *id, int parent_fd, bool rea
 	 * taken, which does not make the snapshot any less whole */
 	struct bl_subvolume_info parent, made;
 	r = bl_ioctl_subvolume_info(parent_fd, &parent);
+	if (from_template && r == -ENOENT)
+		return 1;	/* deleted since it was opened */
 	if (r < 0)
 		return bl_fail(err, r, "create layer: %s: read the parent layer", path);
 	r = bl_ioctl_snapshot(parent_fd, h->subvolumes_fd, id, read_only);
+	/* nothing made: a template deleted since it was opened, or a caller
+	 * who may create subvolumes but not snapshot this one */
+	if (from_template && (r == -ENOENT || r == -EPERM || r == -EACCES))
+		return 1;
 	if (r < 0)
-		return bl_fail(err, r, "create snapshot: %s", path);
+		return bl_fail(err, r, from_template ? "create layer: %s" : "create snapshot: %s",
+			       path);
 	/* The layer is made, whole and on disk.  What follows checks it: a
 	 * subvolume found to be another one (put there by someone else since)
 	 * is left alone, -EAGAIN; a check that cannot be made (it fails) does
@@ -880,10 +890,21 @@ static int snapshot_at_id(btrfslayer *h, const char *id, int parent_fd, bool rea
 		return bl_fail_msg(err, -EAGAIN, "create layer: %s: not the snapshot just made "
 				   "(replaced while being made)", path);
 	}
+	/* the template is read-only, but root may make it writable: one
+	 * found changed after the snapshot may have been so during it, and
+	 * what was made of it goes (the layer itself is anybody's to write
+	 * to from the moment it has its id: it is not looked at) */
+	int fits = checked == 0 && from_template ? bl_template_fits(h, parent_fd) : 1;
+	if (fits == 0)
+		r = bl_fail_msg(err, -EAGAIN, "create layer: %s: the empty template %s/"
+				BL_SUBVOLUMES "/" BL_TEMPLATE_PREFIX "... was changed while in "
+				"use", path, h->home);
+	if (fits < 0)
+		checked = fits;
 	if (checked < 0)
 		bl_fail(&check_err, checked, "open new layer: %s", path);
 	/* a limit given to the parent since it was read came with it */
-	int limited = checked < 0 ? checked : bl_quota_has_limit(fd, path, &check_err);
+	int limited = checked < 0 || r < 0 ? checked : bl_quota_has_limit(fd, path, &check_err);
 	if (limited == 1 && (r = bl_quota_limit(fd, 0, path, err)) == 0)
 		r = bl_commit(h, "create layer", path, err);
 	if (limited < 0)
@@ -902,6 +923,36 @@ static int snapshot_at_id(btrfslayer *h, const char *id, int parent_fd, bool rea
 	if (fd >= 0)
 		close(fd);
 	return r;
+}
+
+/* An empty layer with nothing of its own (no label, mode or limit) is a
+ * snapshot of the home's empty template (template.c), made under its id as
+ * a plain snapshot is.  1 when the template cannot serve: nothing was made,
+ * and the caller makes the layer the long way. */
+static int empty_at_id(btrfslayer *h, const char *id, bool read_only, uint64_t born_after,
+		       const char *path, btrfslayer_error **err)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		int template_fd = bl_template_get(h);
+		if (template_fd < 0)
+			return 1;
+		/* a limit on the template would be copied to the layer */
+		int limited = bl_quota_has_limit(template_fd, path, NULL);
+		int r = 1;
+		if (limited == 0) {
+			bl_id_lock(h, id);
+			r = snapshot_at_id(h, id, template_fd, true, read_only, born_after, path,
+					   err);
+			bl_id_unlock(h, id);
+		}
+		close(template_fd);
+		/* a limit on it (someone else's): the long way */
+		if (r != 1 || limited == 1)
+			return r;
+		/* deleted since it was opened: looked up (or made) again, once */
+		bl_template_forget(h);
+	}
+	return 1;
 }
 
 BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
@@ -964,10 +1015,16 @@ BTRFSLAYER_API int btrfslayer_create(btrfslayer *h, const char *id,
 			goto out;
 		if (r == 0) {
 			bl_id_lock(h, id);
-			r = snapshot_at_id(h, id, parent_fd, read_only, born_after, path, err);
+			r = snapshot_at_id(h, id, parent_fd, false, read_only, born_after, path,
+					   err);
 			bl_id_unlock(h, id);
 			goto out;
 		}
+	}
+	if (empty && !mount_label && mode == (mode_t)-1 && !size) {
+		r = empty_at_id(h, id, read_only, born_after, path, err);
+		if (r <= 0)
+			goto out;
 	}
 	r = -EEXIST;
 	for (int attempt = 0; r == -EEXIST && attempt < BL_RESERVED_NAME_ATTEMPTS; attempt++) {

@@ -131,6 +131,9 @@ struct btrfslayer {
 	bool read_only;		/* btrfs.read_only: changes nothing (readonly.c) */
 	uint64_t subvolumes_mount;	/* mount id of subvolumes_fd, read at its
 					 * first use (atomic); 0 until then */
+	pthread_mutex_t template_lock;	/* the three below */
+	int template_fd;	/* the empty template (template.c); -1 */
+	bool template_refused;	/* what sits at its name is not one: said once */
 };
 
 /* ---- driver.c: shared with the modules that implement API calls ---------- */
@@ -157,6 +160,28 @@ void bl_note_leftover(btrfslayer *h);
  * of each call that changes the store.  The message is "<step>: <path>:
  * commit to disk: <reason>". */
 int bl_commit(btrfslayer *h, const char *step, const char *path, btrfslayer_error **err);
+
+/* ---- template.c: what a plain empty layer is a snapshot of ------------- */
+
+/* subvolumes/.empty-<mode>-<uid>-<gid>: never an id, never swept. */
+#define BL_TEMPLATE_PREFIX ".empty-"
+/* The mode of a new empty layer's root, unless mode= says otherwise. */
+#define BL_LAYER_ROOT_MODE 0755
+
+/* init: with the handle; close: its fd goes (before home is unmounted),
+ * and the lock stays for the handle's free. */
+void bl_template_init(btrfslayer *h);
+void bl_template_close(btrfslayer *h);
+/* A new fd of the home's empty template for h's owner, made when there is
+ * none; a negative errno when none can serve (the layer is made without). */
+int bl_template_get(btrfslayer *h);
+/* The template the handle holds went (a snapshot of it said -ENOENT): the
+ * next bl_template_get() looks at its name again. */
+void bl_template_forget(btrfslayer *h);
+/* 1 when fd is the root of an empty subvolume with the owner and mode of a
+ * new empty layer of h (what the template is), 0 when not, a negative errno
+ * when that cannot be told. */
+int bl_template_fits(const btrfslayer *h, int fd);
 
 /* ---- readonly.c: read-only handles ------------------------------------------ */
 

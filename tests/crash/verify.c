@@ -169,8 +169,8 @@ static uint64_t marker_id(const char *name)
 	return *end ? 0 : v;
 }
 
-/* subvolumes/ holds only layers; quotas/ only files of layers (with a limit)
- * and markers, whose ids go to `markers`. */
+/* subvolumes/ holds only layers and a whole empty template; quotas/ only
+ * files of layers (with a limit) and markers, whose ids go to `markers`. */
 static void check_dirs(struct ctx *c, const struct model *m, uint64_t *markers,
 		       size_t *n_markers)
 {
@@ -180,6 +180,14 @@ static void check_dirs(struct ctx *c, const struct model *m, uint64_t *markers,
 	check(c, names, "cannot list %s", path);
 	for (size_t i = 0; names && names[i]; i++) {
 		int k = pool_index(names[i]);
+		if (harness_is_template(names[i])) {
+			/* the library's: it appears whole or not at all */
+			char template[PATH_MAX + 256];
+			snprintf(template, sizeof(template), "%s/%s", path, names[i]);
+			const char *flaw = harness_template_flaw(template);
+			check(c, !flaw, "empty template subvolumes/%s: %s", names[i], flaw);
+			continue;
+		}
 		check(c, !reserved(names[i]), "reserved name left after open: subvolumes/%s",
 		      names[i]);
 		check(c, reserved(names[i]) || (k >= 0 && m->l[k].exists),
@@ -317,7 +325,9 @@ static void check_subvolumes(struct ctx *c, const struct model *m, uint64_t *liv
 			nested = s[i].path[plen + len] == '/';
 		}
 		int k = pool_index(name);
-		check(c, k >= 0 && m->l[k].exists,
+		/* a home's empty template (this home's or another's) is the
+		 * library's; check_dirs() looks at this one's */
+		check(c, (k >= 0 && m->l[k].exists) || harness_is_template(s[i].path),
 		      "orphan subvolume %" PRIu64 " at %s: not a layer of %s nor inside one",
 		      s[i].id, s[i].path, c->home);
 		if (k >= 0 && !nested)
@@ -427,25 +437,37 @@ bool verify_end_of_mode(struct ctx *c, struct model *m)
 		char **names = list_dir(path);
 		check(c, names, "cannot list %s", path);
 		for (size_t i = 0; names && names[i]; i++)
-			check(c, false, "end of mode: %s/%s left (%s)", dirs[d], names[i],
+			/* but the empty template, which stays with no layer */
+			check(c, d == 0 && harness_is_template(names[i]),
+			      "end of mode: %s/%s left (%s)", dirs[d], names[i],
 			      marker_id(names[i]) ? "a qgroup marker" :
 			      reserved(names[i]) ? "a reserved name" : "a layer's entry");
 		free_names(names);
 	}
 	struct subvol *s;
-	int n = list_subvolumes(c->mnt, &s);
-	check(c, n == 0, "end of mode: %d subvolume(s) left on the filesystem%s%s", n,
-	      n > 0 ? ", the first: " : "", n > 0 ? s[0].path : "");
+	int n = list_subvolumes(c->mnt, &s), left = 0;
+	const char *first = "";
+	for (int i = 0; i < n; i++)
+		if (!harness_is_template(s[i].path) && !left++)
+			first = s[i].path;
+	check(c, left == 0, "end of mode: %d subvolume(s) left on the filesystem%s%s", left,
+	      left > 0 ? ", the first: " : "", first);
 	free_subvols(s, n > 0 ? n : 0);
+	uint64_t templates[4];
+	int n_templates = harness_template_ids(c->home, templates, 4);
 	n = list_qgroups(c->mnt, q, QGROUPS_MAX);
 	check(c, n >= 1, "end of mode: cannot read the quota tree (%d)", n);
-	for (int i = 0; i < n; i++)
-		check(c, q[i] == FS_TREE || (!strcmp(c->mode, "qgroup") &&
+	for (int i = 0; i < n; i++) {
+		bool template = false;
+		for (int t = 0; t < n_templates; t++)
+			template |= q[i] == templates[t];
+		check(c, q[i] == FS_TREE || template || (!strcmp(c->mode, "qgroup") &&
 					     harness_kernel_drops_qgroups() &&
 					     harness_qgroup_left_to_kernel(c->mnt, q[i])),
 		      "end of mode: level-0 qgroup 0/%" PRIu64 " left (%s)", q[i],
 		      root_item_exists(c->mnt, q[i]) == 1 ? "its subvolume still has a root item"
 							  : "its subvolume is gone");
+	}
 	return round_failures == 0;
 }
 

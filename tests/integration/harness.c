@@ -485,3 +485,60 @@ bool harness_qgroup_left_to_kernel(const char *mnt, uint64_t id)
 	close(fd);
 	return ok;
 }
+
+/* ---- the empty template ---------------------------------------------------- */
+
+#include <dirent.h>
+
+bool harness_is_template(const char *name_or_path)
+{
+	const char *slash = strrchr(name_or_path, '/');
+	return !strncmp(slash ? slash + 1 : name_or_path, ".empty-", 7);
+}
+
+int harness_template_ids(const char *home, uint64_t *ids, int max)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/subvolumes", home);
+	DIR *listing = opendir(path);
+	struct dirent *d;
+	int n = 0;
+	while (listing && n < max && (d = readdir(listing))) {
+		if (!harness_is_template(d->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/subvolumes/%s", home, d->d_name);
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct btrfs_ioctl_ino_lookup_args args = { .objectid = BTRFS_FIRST_FREE_OBJECTID };
+		if (fd >= 0 && ioctl(fd, BTRFS_IOC_INO_LOOKUP, &args) == 0)
+			ids[n++] = args.treeid;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (listing)
+		closedir(listing);
+	return n;
+}
+
+const char *harness_template_flaw(const char *path)
+{
+	unsigned mode, uid, gid;
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (sscanf(name, ".empty-%o-%u-%u", &mode, &uid, &gid) != 3)
+		return "its name is not .empty-<mode>-<uid>-<gid>";
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return "cannot stat it";
+	if (!S_ISDIR(st.st_mode) || st.st_ino != BTRFS_FIRST_FREE_OBJECTID)
+		return "not a subvolume";
+	if (st.st_size != 0)
+		return "not empty";
+	if ((st.st_mode & 07777) != mode || st.st_uid != uid || st.st_gid != gid)
+		return "not of the mode and owner its name says";
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	uint64_t flags = 0;
+	bool read_only = fd >= 0 && ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &flags) == 0 &&
+			 (flags & BTRFS_SUBVOL_RDONLY);
+	if (fd >= 0)
+		close(fd);
+	return read_only ? NULL : "not read-only";
+}

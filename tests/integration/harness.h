@@ -57,6 +57,18 @@ bool harness_kernel_drops_qgroups(void);
  * dropped); a qgroup whose subvolume was dropped must go within a minute. */
 bool harness_qgroup_left_to_kernel(const char *mnt, uint64_t id);
 
+/* The library's empty template, subvolumes/.empty-<mode>-<uid>-<gid>, that
+ * plain empty layers are snapshots of: a subvolume of the library's own
+ * that stays when every layer is gone.  Whether a name (or the last
+ * component of a path) is one. */
+bool harness_is_template(const char *name_or_path);
+/* The subvolume ids of the templates in HOME/subvolumes (up to max), and
+ * their count. */
+int harness_template_ids(const char *home, uint64_t *ids, int max);
+/* NULL when the template at path is whole (a read-only, empty subvolume
+ * with the mode and owner its name says), else what is wrong with it. */
+const char *harness_template_flaw(const char *path);
+
 /* A fresh home opened with no options: the cmocka setup and teardown most
  * layer tests share (*state is a struct harness_home). */
 #define HARNESS_HOME_MAX 128

@@ -452,7 +452,7 @@ static void swap_tmp(int fd, const char *subvolumes, const char *name, void *arg
 }
 
 /* Every subvolume under HOME/subvolumes is a layer that create returned 0
- * for, or the racer's (with `racer_file`, unless NULL), or one the racer
+ * for, the library's empty template, or the racer's (with `racer_file`, unless NULL), or one the racer
  * moved to a name of its own (evil-N) before the library could open what
  * it had made: the library never learns that subvolume's id or name, so it
  * cannot delete it (a limit, counted and printed); quotas/ holds records
@@ -473,6 +473,13 @@ static void audit_home(const char *home, char **made, int n_made, const char *ra
 		char path[PATH_MAX + 300], sub[PATH_MAX + 256];
 		bool racers = false;
 		snprintf(sub, sizeof(sub), "%s/%s", dir, name);
+		if (harness_is_template(name)) {
+			/* the library's own: whole whatever the racer did */
+			const char *flaw = harness_template_flaw(sub);
+			if (flaw)
+				fail_msg("empty template %s: %s", sub, flaw);
+			continue;
+		}
 		if (racer_file) {
 			snprintf(path, sizeof(path), "%s/%s", sub, racer_file);
 			racers = access(path, F_OK) == 0;
