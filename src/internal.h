@@ -27,7 +27,8 @@
 #define BL_RESERVED_NAME_MAX 32
 #define BL_RESERVED_NAME_ATTEMPTS 8
 /* quotas/.staging/.qgroup-<subvolume id>: the qgroup of a deleted
- * subvolume that is still to be destroyed (quota.c). */
+ * subvolume that is still to be destroyed, when it cannot be an attribute
+ * of subvolumes/ (marker.c). */
 #define BL_MARKER_PREFIX ".qgroup-"
 
 /* Handles sharing a home: each holds one of these slots in HOME/.lock. */
@@ -624,8 +625,8 @@ int bl_quota_file_read(btrfslayer *h, const char *id, uint64_t *size);
 /* A missing file is not an error. */
 int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err);
 /* Subvolumes `ids` are about to be deleted: when quotas are on, write their
- * markers (quotas/.staging/.qgroup-<id>) so that their qgroups get destroyed even if
- * this process dies.  1 when quotas are on (their qgroups can outlive them:
+ * markers (marker.c) so that their qgroups get destroyed even if this
+ * process dies.  1 when quotas are on (their qgroups can outlive them:
  * pass them to bl_quota_forget_subvolume() once deleted), 0 when off.  A
  * marker that finds no space is logged and skipped (deleting must work on a
  * full filesystem); another failure fails: then nothing must be deleted. */
@@ -642,11 +643,29 @@ void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id);
 /* Try again for up to `max` of the oldest waiting qgroups; returns how many
  * this call destroyed. */
 unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
-/* Open's sweep found quotas/<name>: if it is a marker, its qgroup is tried
- * now and, while the kernel still holds it, kept waiting.  1 if this
- * destroyed the qgroup or found it gone (the marker is deleted; logged), 0
- * if not, -EINVAL if name is not a marker's. */
+/* Open's sweep found quotas/.staging/<name>: if it is a marker, its qgroup
+ * is tried now and, while the kernel still holds it, kept waiting.  1 if
+ * this destroyed the qgroup or found it gone (the marker is deleted;
+ * logged), 0 if not, -EINVAL if name is not a marker's. */
 int bl_quota_adopt_marker(btrfslayer *h, const char *name);
+/* The same for every marker kept as an attribute of subvolumes/; how many
+ * qgroups it destroyed or found gone. */
+unsigned bl_quota_adopt_attribute_markers(btrfslayer *h);
+
+/* ---- marker.c: where a qgroup to destroy is recorded ------------------- */
+
+/* Record qgroup 0/id (an attribute of subvolumes/, or a file in
+ * quotas/.staging when that cannot be: *in_file).  -ENOSPC or -EDQUOT when
+ * there is no room for either. */
+int bl_marker_write(btrfslayer *h, uint64_t id, bool *in_file);
+/* Drop both kinds of marker of qgroup 0/id (a failure is logged). */
+void bl_marker_remove(btrfslayer *h, uint64_t id);
+/* The ids of the markers kept as attributes (*ids freed by the caller). */
+int bl_marker_attributes(btrfslayer *h, uint64_t **ids, size_t *n);
+/* The id in a marker file's name (.qgroup-<id>), or 0 when it is not one. */
+uint64_t bl_marker_file_id(const char *name);
+/* "<home>/quotas/.staging/.qgroup-<id>", for messages. */
+void bl_marker_file_path(const btrfslayer *h, uint64_t id, char *buf, size_t len);
 
 /* ---- nestlimit.c: limits nested subvolumes cannot escape ---------------- */
 

@@ -12,8 +12,8 @@
  * The qgroup of a deleted subvolume may outlive it: the kernel holds it
  * until its cleaner has dropped the subvolume, and simple quotas keep it for
  * as long as a snapshot shares data it is charged for.
- * HOME/quotas/.staging/.qgroup-N records such a qgroup before its subvolume
- * is deleted, so that whichever handle comes next destroys it, even after a
+ * A marker (marker.c) records such a qgroup before its subvolume is
+ * deleted, so that whichever handle comes next destroys it, even after a
  * crash.
  */
 #define _GNU_SOURCE
@@ -337,28 +337,10 @@ int bl_quota_file_remove(btrfslayer *h, const char *name, btrfslayer_error **err
 
 /* ---- qgroups of deleted subvolumes ---------------------------------------- */
 
-static void marker_name(uint64_t id, char buf[BL_RESERVED_NAME_MAX])
-{
-	snprintf(buf, BL_RESERVED_NAME_MAX, BL_MARKER_PREFIX "%" PRIu64, id);
-}
-
-/* The subvolume id in a marker's name, or 0 when it is not one. */
-static uint64_t marker_id(const char *name)
-{
-	const char *digits = name + strlen(BL_MARKER_PREFIX);
-	char canonical[BL_RESERVED_NAME_MAX];
-	if (strncmp(name, BL_MARKER_PREFIX, strlen(BL_MARKER_PREFIX)) ||
-	    *digits < '1' || *digits > '9')
-		return 0;
-	uint64_t id = strtoull(digits, NULL, 10);
-	marker_name(id, canonical);
-	return strcmp(name, canonical) ? 0 : id;	/* no overflow, no junk */
-}
-
 int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 			 btrfslayer_error **err)
 {
-	char name[BL_RESERVED_NAME_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 	enum bl_quota_mode mode;
 	bool inconsistent;
 	int r = bl_ioctl_quota_status(h->home_fd, &mode, &inconsistent);
@@ -376,25 +358,23 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 	if (mode == BL_QUOTA_QGROUP && bl_kernel_at_least(6, 11))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		marker_name(ids[i], name);
-		/* a regular file only: a device planted here is never opened */
-		int fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_WRONLY | O_CREAT, 0600);
-		if (fd == -ENOSPC || fd == -EDQUOT) {
+		bool in_file;
+		r = bl_marker_write(h, ids[i], &in_file);
+		if (r == -ENOSPC || r == -EDQUOT) {
 			/* a deletion frees space and must work on a full
 			 * filesystem: the qgroup waits in this handle only */
-			bl_staging_path(h, BL_QUOTAS, name, path, sizeof(path));
-			bl_log(BTRFSLAYER_LOG_WARNING, "record qgroup to destroy: %s: %s; destroyed "
-			       "by this handle only", path, strerror(-fd));
+			bl_log(BTRFSLAYER_LOG_WARNING, "record qgroup 0/%" PRIu64 " to destroy in "
+			       "%s/" BL_SUBVOLUMES ": %s; destroyed by this handle only", ids[i],
+			       h->home, strerror(-r));
 			continue;
 		}
-		if (fd < 0) {
-			bl_staging_path(h, BL_QUOTAS, name, path, sizeof(path));
-			if (bl_refusal_reason(fd))
-				return bl_fail_msg(err, fd, "record qgroup to destroy: %s: %s, "
-						   "refusing to use it", path, bl_refusal_reason(fd));
-			return bl_fail(err, fd, "record qgroup to destroy: %s", path);
+		if (r < 0) {
+			bl_marker_file_path(h, ids[i], path, sizeof(path));
+			if (bl_refusal_reason(r))
+				return bl_fail_msg(err, r, "record qgroup to destroy: %s: %s, "
+						   "refusing to use it", path, bl_refusal_reason(r));
+			return bl_fail(err, r, "record qgroup to destroy: %s", path);
 		}
-		close(fd);
 	}
 	/* No fsync: the markers and the deletions that follow are changes to
 	 * one btrfs, which commits its transactions in order, so no crash can
@@ -404,11 +384,7 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 
 void bl_quota_unmark(btrfslayer *h, uint64_t id)
 {
-	char name[BL_RESERVED_NAME_MAX];
-	marker_name(id, name);
-	if (unlinkat(h->quota_staging_fd, name, 0) < 0 && errno != ENOENT)
-		bl_log(BTRFSLAYER_LOG_WARNING, "remove %s/" BL_QUOTAS "/" BL_STAGING "/%s: %s",
-		       h->home, name, strerror(errno));
+	bl_marker_remove(h, id);
 }
 
 /* One waiting qgroup: 1 when destroyed, 0 when it is gone otherwise, -EBUSY
@@ -506,11 +482,9 @@ unsigned bl_quota_retry_pending(btrfslayer *h, size_t max)
 	return destroyed;
 }
 
-int bl_quota_adopt_marker(btrfslayer *h, const char *name)
+/* A marker found at open: its qgroup destroyed now, or kept waiting. */
+static int adopt(btrfslayer *h, uint64_t id)
 {
-	uint64_t id = marker_id(name);
-	if (!id)
-		return -EINVAL;
 	pthread_mutex_lock(&h->quota_lock);
 	int r = try_destroy(h, id);
 	if (r == -EBUSY)
@@ -520,9 +494,32 @@ int bl_quota_adopt_marker(btrfslayer *h, const char *name)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed qgroup 0/%" PRIu64 " of a deleted "
 		       "subvolume in %s", id, h->home);
 	else if (r == 0)
-		bl_log(BTRFSLAYER_LOG_INFO, "recovery: deleted %s/" BL_QUOTAS "/" BL_STAGING "/%s: "
-		       "the kernel already dropped qgroup 0/%" PRIu64, h->home, name, id);
+		bl_log(BTRFSLAYER_LOG_INFO, "recovery: dropped the marker of qgroup 0/%" PRIu64
+		       " in %s: the kernel already destroyed it", id, h->home);
 	return r >= 0;
+}
+
+int bl_quota_adopt_marker(btrfslayer *h, const char *name)
+{
+	uint64_t id = bl_marker_file_id(name);
+	return id ? adopt(h, id) : -EINVAL;
+}
+
+unsigned bl_quota_adopt_attribute_markers(btrfslayer *h)
+{
+	uint64_t *ids;
+	size_t n;
+	unsigned adopted = 0;
+	int r = bl_marker_attributes(h, &ids, &n);
+	if (r < 0) {
+		bl_log(BTRFSLAYER_LOG_WARNING, "recovery: list the qgroup markers of %s/"
+		       BL_SUBVOLUMES ": %s", h->home, strerror(-r));
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		adopted += adopt(h, ids[i]) == 1;
+	free(ids);
+	return adopted;
 }
 
 /* ---- the API: set, clear, usage ------------------------------------------ */

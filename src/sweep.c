@@ -177,6 +177,7 @@ void bl_sweep(btrfslayer *h)
 	 * the markers of its qgroups to the pass over quotas/ */
 	sweep_subvolumes(h, false);
 	sweep_quota_files(h, false);
+	h->sweep.qgroups += bl_quota_adopt_attribute_markers(h);
 	if (h->sweep.qgroups)
 		bl_log(BTRFSLAYER_LOG_INFO, "recovery: destroyed %u qgroups of deleted subvolumes "
 		       "in %s", h->sweep.qgroups, h->home);

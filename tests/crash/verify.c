@@ -170,7 +170,8 @@ static uint64_t marker_id(const char *name)
 }
 
 /* subvolumes/ holds only layers and a whole empty template; quotas/ only
- * files of layers (with a limit) and markers, whose ids go to `markers`. */
+ * files of layers (with a limit) and markers; the ids of every marker (files
+ * and attributes) go to `markers`. */
 static void check_dirs(struct ctx *c, const struct model *m, uint64_t *markers,
 		       size_t *n_markers)
 {
@@ -216,6 +217,9 @@ static void check_dirs(struct ctx *c, const struct model *m, uint64_t *markers,
 		      "unexpected entry (neither <id> nor .qgroup-N)");
 	}
 	free_names(names);
+	/* and the markers kept as attributes of subvolumes/ */
+	*n_markers += (size_t)harness_markers(c->home, markers + *n_markers,
+					      (int)(QGROUPS_MAX - *n_markers));
 }
 
 static void check_layer_list(struct ctx *c, const struct model *m, btrfslayer *h)
@@ -363,10 +367,9 @@ static void check_qgroups(struct ctx *c, const uint64_t *live, size_t n_live,
 			continue;
 		}
 		check(c, contains(markers, n_markers, q[i]),
-		      "qgroup 0/%" PRIu64 " belongs to no subvolume (%s) and has no marker "
-		      "quotas/.qgroup-%" PRIu64, q[i],
-		      root_item_exists(c->mnt, q[i]) == 1 ? "deleted, cleaner not done"
-							  : "subvolume gone", q[i]);
+		      "qgroup 0/%" PRIu64 " belongs to no subvolume (%s) and has no marker",
+		      q[i], root_item_exists(c->mnt, q[i]) == 1 ? "deleted, cleaner not done"
+								: "subvolume gone");
 	}
 }
 
@@ -444,6 +447,10 @@ bool verify_end_of_mode(struct ctx *c, struct model *m)
 			      reserved(names[i]) ? "a reserved name" : "a layer's entry");
 		free_names(names);
 	}
+	uint64_t marked[8];
+	int n_marked = harness_markers(c->home, marked, 8);
+	check(c, n_marked == 0, "end of mode: %d qgroup marker(s) left, the first of 0/%" PRIu64,
+	      n_marked, n_marked ? marked[0] : 0);
 	struct subvol *s;
 	int n = list_subvolumes(c->mnt, &s), left = 0;
 	const char *first = "";

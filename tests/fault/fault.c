@@ -826,42 +826,33 @@ static void check_qgroups(struct ctx *c, const struct view *now, struct verdict 
 	struct view live = view_of(NULL);
 	for (size_t i = 0; i < q.n; i++) {
 		uint64_t id = q.ids[i];
-		char marker[48], path[PATH_MAX];
-		struct stat st;
 		if (!idset_has(&c->seen, id))
 			idset_add(&c->seen, id);
 		if (id == BTRFS_FS_TREE_OBJECTID || idset_has(&c->qgroups_before, id) ||
 		    view_find(&live, id))
 			continue;
-		snprintf(marker, sizeof(marker), ".qgroup-%" PRIu64, id);
-		path_in(c, "quotas/.staging", marker, path, sizeof(path));
+		bool marked = harness_marked(c->home, id);
 		/* Linux 6.11 and later, with full qgroups: the kernel's own
 		 * to destroy (quota.c leaves no marker), which it must */
-		if (lstat(path, &st) < 0 && !strcmp(mode_name(), "qgroup") &&
-		    harness_kernel_drops_qgroups()) {
+		if (!marked && !strcmp(mode_name(), "qgroup") && harness_kernel_drops_qgroups()) {
 			if (!harness_qgroup_left_to_kernel(harness_btrfs(), id))
 				bad(v, "qgroup 0/%" PRIu64 " of a deleted subvolume: the kernel "
 				    "has not destroyed it a minute on", id);
 			continue;
 		}
-		if (lstat(path, &st) < 0)
-			bad(v, "qgroup 0/%" PRIu64 " of a deleted subvolume%s has no marker "
-			    "quotas/.staging/%s", id, root_item_exists(id) ? " (cleaner not done)" : "",
-			    marker);
+		if (!marked)
+			bad(v, "qgroup 0/%" PRIu64 " of a deleted subvolume%s has no marker", id,
+			    root_item_exists(id) ? " (cleaner not done)" : "");
 	}
 	view_free(&live);
 	idset_free(&q);
 	/* harmless (a live subvolume's qgroup is never destroyed, ids are
 	 * never reused), but a deletion that failed should take it back */
 	for (size_t i = 0; i < now->n; i++) {
-		char path[PATH_MAX], marker[48];
-		struct stat st;
-		snprintf(marker, sizeof(marker), ".qgroup-%" PRIu64, now->v[i].id);
-		path_in(c, "quotas/.staging", marker, path, sizeof(path));
-		if (lstat(path, &st) == 0) {
+		if (harness_marked(c->home, now->v[i].id)) {
 			v->warn = true;
-			sb_add(&v->why, "  ~ marker quotas/.staging/%s names live subvolume %s\n", marker,
-			       now->v[i].path);
+			sb_add(&v->why, "  ~ a marker names live subvolume %s (0/%" PRIu64 ")\n",
+			       now->v[i].path, now->v[i].id);
 		}
 	}
 }
@@ -1570,18 +1561,12 @@ static void test_drain(void **state)
 		leaks++;
 	}
 	for (size_t i = 0; i < n_homes; i++) {
-		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/quotas", homes[i]);
-		DIR *d = opendir(path);
-		struct dirent *e;
-		assert_non_null(d);
-		while ((e = readdir(d)))
-			if (!strncmp(e->d_name, ".qgroup-", 8)) {
-				printf("LEAK %s: marker %s/%s remains\n", mode_name(), path,
-				       e->d_name);
-				leaks++;
-			}
-		closedir(d);
+		uint64_t markers[64];
+		int n = harness_markers(homes[i], markers, 64);
+		for (int m = 0; m < n; m++)
+			printf("LEAK %s: a marker of qgroup 0/%" PRIu64 " remains in %s\n",
+			       mode_name(), markers[m], homes[i]);
+		leaks += (unsigned)n;
 	}
 	printf("drain %s: %zu homes, %zu level-0 qgroups left (0/5 included), %u leaks\n",
 	       mode_name(), n_homes, q.n, leaks);

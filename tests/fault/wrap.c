@@ -314,6 +314,20 @@ ssize_t __wrap_fgetxattr(int fd, const char *name, void *value, size_t size)
 	return __real_fgetxattr(fd, name, value, size);
 }
 
+DECLARE(fremovexattr);
+int __wrap_fremovexattr(int fd, const char *name)
+{
+	LIBC_FAULT(fremovexattr);
+	return __real_fremovexattr(fd, name);
+}
+
+DECLARE(flistxattr);
+ssize_t __wrap_flistxattr(int fd, char *list, size_t size)
+{
+	LIBC_FAULT(flistxattr);
+	return __real_flistxattr(fd, list, size);
+}
+
 DECLARE(fdopendir);
 DIR *__wrap_fdopendir(int fd)
 {

@@ -18,7 +18,7 @@
 	X(linkat) X(mkdirat) X(fsync) X(fdatasync) X(syncfs) X(fchown)           \
 	X(fchmod) X(fstat) X(fstatat) X(stat) X(statx) X(read) X(write)          \
 	X(pwrite) X(ftruncate) X(fcntl) X(fdopendir) X(readdir) X(getrandom)     \
-	X(fsetxattr) X(fgetxattr)                                                \
+	X(fsetxattr) X(fgetxattr) X(fremovexattr) X(flistxattr)                  \
 	X(bl_check_btrfs) X(bl_ioctl_fs_uuid) X(bl_ioctl_is_subvolume)           \
 	X(bl_ioctl_subvolume_id) X(bl_ioctl_get_read_only)                       \
 	X(bl_ioctl_set_read_only) X(bl_ioctl_subvolume_create)                   \

@@ -57,6 +57,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "btrfslayer.h"
@@ -322,10 +323,11 @@ static int plant_chardev(struct env *e, const char *path, const char *arg)
 	return 0;
 }
 
-/* The same at the qgroup marker remove writes for layer "base"
- * (quotas/.staging/.qgroup-<its subvolume id>, which only a running case
- * knows):
- * e->plant_path becomes that. */
+/* The same at where remove writes the qgroup marker of layer "base" when
+ * it cannot be an attribute of subvolumes/ (quotas/.staging/.qgroup-<its
+ * subvolume id>, which only a running case knows): e->plant_path becomes
+ * that.  As planted, remove never looks there (plant_marker_chardev_full
+ * makes it). */
 static int plant_marker_chardev(struct env *e, const char *path, const char *arg)
 {
 	btrfslayer_usage u;
@@ -337,6 +339,21 @@ static int plant_marker_chardev(struct env *e, const char *path, const char *arg
 	pathf(e->plant_path, sizeof(e->plant_path), "%s/.qgroup-%" PRIu64, dir,
 	      u.subvolume_id);
 	return plant_chardev(e, e->plant_path, arg);
+}
+
+/* The same, with subvolumes/ given 40 KiB of attribute names first: more
+ * than the library lets its markers take of the 64 KiB a list can hold,
+ * so that remove writes the marker as a file, where the device is. */
+static int plant_marker_chardev_full(struct env *e, const char *path, const char *arg)
+{
+	char subvolumes[PATH_MAX], name[256];
+	pathf(subvolumes, sizeof(subvolumes), "%s/subvolumes", e->home);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "user.hostile-%03d-%0180d", i, 0);
+		if (lsetxattr(subvolumes, name, "", 0, 0) < 0)
+			return errno;
+	}
+	return plant_marker_chardev(e, path, arg);
 }
 
 /* Nothing: what stood at the path is displaced, and nothing replaces it. */
@@ -930,8 +947,15 @@ static void add_device_cases(void)
 					  .with_layer_opts = sized, .n_with_layer_opts = 1,
 					  .op = ops[j], .call = { .id = "base" },
 					  .expect = ops[j] == OP_EXISTS, .check = check_device_limit_8m });
-		add((struct row){ "devices", ownf("remove: the qgroup marker is %s", devices[i].name),
+		add((struct row){ "devices", ownf("remove: %s where the qgroup marker would be a "
+						  "file", devices[i].name),
 				  .plant = plant_marker_chardev, .at = "quotas/.staging/.qgroup-of-base",
+				  .plant_arg = devices[i].arg, .with_layer = "base",
+				  .with_layer_opts = sized, .n_with_layer_opts = 1, .op = OP_REMOVE,
+				  .call = { .id = "base" }, .expect = 0, .changes_home = true,
+				  .check = check_device_unopened, .check_always = true });
+		add((struct row){ "devices", ownf("remove: the qgroup marker is %s", devices[i].name),
+				  .plant = plant_marker_chardev_full, .at = "quotas/.staging/.qgroup-of-base",
 				  .plant_arg = devices[i].arg, .with_layer = "base",
 				  .with_layer_opts = sized, .n_with_layer_opts = 1, .op = OP_REMOVE,
 				  .call = { .id = "base" }, .expect = -EINVAL, .needle = "@",

@@ -542,3 +542,47 @@ const char *harness_template_flaw(const char *path)
 		close(fd);
 	return read_only ? NULL : "not read-only";
 }
+
+/* ---- qgroup markers ---------------------------------------------------------- */
+
+#include <sys/xattr.h>
+
+static int add_marker(uint64_t *ids, int n, int max, const char *digits)
+{
+	char *end;
+	uint64_t id = strtoull(digits, &end, 10);
+	if (*digits >= '1' && *digits <= '9' && !*end && n < max)
+		ids[n++] = id;
+	return n;
+}
+
+int harness_markers(const char *home, uint64_t *ids, int max)
+{
+	static const char attribute[] = "user.btrfslayer.qgroup.";
+	char path[PATH_MAX], names[65536];
+	int n = 0;
+	snprintf(path, sizeof(path), "%s/subvolumes", home);
+	ssize_t size = llistxattr(path, names, sizeof(names));
+	for (ssize_t at = 0; at < size; at += (ssize_t)strlen(names + at) + 1)
+		if (!strncmp(names + at, attribute, sizeof(attribute) - 1))
+			n = add_marker(ids, n, max, names + at + sizeof(attribute) - 1);
+	snprintf(path, sizeof(path), "%s/quotas/.staging", home);
+	DIR *listing = opendir(path);
+	struct dirent *d;
+	while (listing && (d = readdir(listing)))
+		if (!strncmp(d->d_name, ".qgroup-", 8))
+			n = add_marker(ids, n, max, d->d_name + 8);
+	if (listing)
+		closedir(listing);
+	return n;
+}
+
+bool harness_marked(const char *home, uint64_t id)
+{
+	uint64_t ids[4096];
+	int n = harness_markers(home, ids, 4096);
+	for (int i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}

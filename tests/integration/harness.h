@@ -69,6 +69,14 @@ int harness_template_ids(const char *home, uint64_t *ids, int max);
  * with the mode and owner its name says), else what is wrong with it. */
 const char *harness_template_flaw(const char *path);
 
+/* The qgroups a home's markers name, up to max: the attributes
+ * user.btrfslayer.qgroup.<id> of HOME/subvolumes and the files
+ * quotas/.staging/.qgroup-<id> (where a marker goes when it cannot be an
+ * attribute, and where versions before 1.1 put them all); their count. */
+int harness_markers(const char *home, uint64_t *ids, int max);
+/* Whether a marker of the home names qgroup 0/id. */
+bool harness_marked(const char *home, uint64_t id);
+
 /* A fresh home opened with no options: the cmocka setup and teardown most
  * layer tests share (*state is a struct harness_home). */
 #define HARNESS_HOME_MAX 128

@@ -947,7 +947,7 @@ static void test_parent_removed_before_child(void **state)
 }
 
 /* The same, but the handle is closed before the kernel's cleaner is done:
- * the qgroup the kernel keeps is recorded on disk (quotas/.qgroup-<n>), and
+ * the qgroup the kernel keeps is recorded on disk (a marker), and
  * the next open destroys it. */
 static void test_stale_qgroup_outlives_handle(void **state)
 {
@@ -976,6 +976,10 @@ static void test_stale_qgroup_outlives_handle(void **state)
 		if (!strncmp(e->d_name, ".qgroup-", 8))
 			fail_msg("marker %s/%s left", marker, e->d_name);
 	closedir(d);
+	uint64_t marked[8];
+	int n_marked = harness_markers(c->home, marked, 8);
+	if (n_marked)
+		fail_msg("%d markers left, the first of qgroup 0/%" PRIu64, n_marked, marked[0]);
 }
 
 /* btrfs.quota_mode never switches a filesystem's mode: that would drop every

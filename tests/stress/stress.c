@@ -1066,6 +1066,11 @@ static void check_teardown(void)
 		      "empty template's)", qgroups, want);
 	if (left)
 		failf("after removing every layer: quotas/ holds %d entries, want none", left);
+	uint64_t marked[8];
+	int n_marked = harness_markers(home, marked, 8);
+	if (n_marked)
+		failf("after removing every layer: %d qgroup markers left, the first of 0/%" PRIu64,
+		      n_marked, marked[0]);
 }
 
 /* ---- main ------------------------------------------------------------------------ */
