@@ -29,6 +29,20 @@
 
 #include "internal.h"
 
+/* The root of every subvolume is inode BTRFS_FIRST_FREE_OBJECTID (256) of
+ * its tree: a stat result tells a subvolume root with no ioctl. */
+#define SUBVOLUME_ROOT_INO 256
+
+bool bl_stat_is_subvolume(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) && st->st_ino == SUBVOLUME_ROOT_INO;
+}
+
+bool bl_statx_is_subvolume(const struct statx *stx)
+{
+	return S_ISDIR(stx->stx_mode) && stx->stx_ino == SUBVOLUME_ROOT_INO;
+}
+
 #define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 int bl_check_component(const char *name)

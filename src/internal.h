@@ -137,7 +137,7 @@ struct btrfslayer {
 	bool template_refused;	/* what sits at its name is not one: said once */
 };
 
-/* ---- driver.c: shared with the modules that implement API calls ---------- */
+/* ---- handle.c: shared with the modules that implement API calls ---------- */
 
 /* -EINVAL unless h is a handle and id a valid layer id; clears *err. */
 int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err);
@@ -145,6 +145,9 @@ int bl_check_handle_and_id(btrfslayer *h, const char *id, btrfslayer_error **err
  * -ENOENT; `step` starts the error message. */
 int bl_open_layer(btrfslayer *h, const char *id, const char *step,
 		  btrfslayer_error **err);
+/* subvolumes/<id> is a mount point: an fd of its root when the mount shows
+ * that very layer (a runtime bind-mounted it onto itself), else -ENOENT. */
+int bl_open_self_mounted_layer(btrfslayer *h, const char *id);
 /* "<home>/subvolumes/<name>", for messages. */
 void bl_layer_path(const btrfslayer *h, const char *name, char *buf, size_t len);
 /* Lock out every other thread and handle from the steps that change id's
@@ -424,12 +427,6 @@ int bl_home_unmount(btrfslayer *h, btrfslayer_error **err);
 int bl_check_btrfs(int fd);
 /* The filesystem's uuid (BTRFS_IOC_FS_INFO). */
 int bl_ioctl_fs_uuid(int fd, uint8_t uuid[16]);
-struct stat;
-/* Whether an fstatat() result is a subvolume root (no fd needed). */
-bool bl_stat_is_subvolume(const struct stat *st);
-struct statx;
-/* The same for a statx() result (with STATX_TYPE and STATX_INO). */
-bool bl_statx_is_subvolume(const struct statx *stx);
 /* 1 if fd is the root of a subvolume, 0 if not. */
 int bl_ioctl_is_subvolume(int fd);
 int bl_ioctl_subvolume_id(int fd, uint64_t *id);
@@ -885,6 +882,13 @@ int bl_send_replay(const uint8_t *stream, size_t len, int layer_fd, char ***root
 		   size_t *n_roots, char ***paths, size_t *n_paths);
 
 /* ---- beneath.c: names directly below a directory fd -------------------- */
+
+struct stat;
+/* Whether an fstatat() result is a subvolume root (no fd needed). */
+bool bl_stat_is_subvolume(const struct stat *st);
+struct statx;
+/* The same for a statx() result (with STATX_TYPE and STATX_INO). */
+bool bl_statx_is_subvolume(const struct statx *stx);
 
 /* 0 if name is one path component (not empty, ".", ".." and without '/')
  * of at most NAME_MAX bytes; -EINVAL or -ENAMETOOLONG otherwise. */

@@ -91,16 +91,6 @@ int bl_ioctl_fs_uuid(int fd, uint8_t uuid[16])
 	return 0;
 }
 
-bool bl_stat_is_subvolume(const struct stat *st)
-{
-	return S_ISDIR(st->st_mode) && st->st_ino == BTRFS_FIRST_FREE_OBJECTID;
-}
-
-bool bl_statx_is_subvolume(const struct statx *stx)
-{
-	return S_ISDIR(stx->stx_mode) && stx->stx_ino == BTRFS_FIRST_FREE_OBJECTID;
-}
-
 int bl_ioctl_is_subvolume(int fd)
 {
 	int r = UTIL(btrfs_util_is_subvolume_fd(fd));

@@ -32,9 +32,6 @@
 
 #include "internal.h"
 
-/* BTRFS_FIRST_FREE_OBJECTID: the inode of every subvolume's root */
-#define SUBVOLUME_ROOT_INO 256
-
 static void template_name(const btrfslayer *h, char *buf, size_t len)
 {
 	snprintf(buf, len, BL_TEMPLATE_PREFIX "%04o-%u-%u", (unsigned)BL_LAYER_ROOT_MODE,
@@ -46,9 +43,8 @@ int bl_template_fits(const btrfslayer *h, int fd)
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	return S_ISDIR(st.st_mode) && st.st_ino == SUBVOLUME_ROOT_INO && st.st_size == 0 &&
-	       st.st_uid == h->root_uid && st.st_gid == h->root_gid &&
-	       (st.st_mode & 07777) == BL_LAYER_ROOT_MODE;
+	return bl_stat_is_subvolume(&st) && st.st_size == 0 && st.st_uid == h->root_uid &&
+	       st.st_gid == h->root_gid && (st.st_mode & 07777) == BL_LAYER_ROOT_MODE;
 }
 
 /* Make the template `name` the long way: under a reserved name with its
