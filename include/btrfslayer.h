@@ -331,6 +331,10 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
 /*
  * Create layer `id`: an empty subvolume when parent is NULL, else a snapshot
  * of layer `parent`.  The layer appears under its id only once complete.
+ * An empty layer with no label, mode or size is a snapshot of the home's
+ * empty template, HOME/subvolumes/.empty-<mode>-<uid>-<gid> (made by the first
+ * such create, then kept): its parent uuid is the template's, which
+ * btrfslayer_layer_info() does not report as a parent.
  *
  * id: 1-255 bytes of [A-Za-z0-9_.-], not starting with '.' (-EINVAL).
  * flags: BTRFSLAYER_CREATE_*; unknown bits are -EINVAL.
@@ -362,7 +366,8 @@ BTRFSLAYER_API int btrfslayer_close(btrfslayer *h, btrfslayer_error **err);
  *
  * -EEXIST if id exists, -ENOENT if parent does not; nothing changes then.
  * -EAGAIN when something else was put under the layer's reserved name while
- * it was being made (or all reserved names drawn were taken), -EBUSY when
+ * it was being made (or all reserved names drawn were taken), or when the
+ * empty template was changed while a layer was made of it, -EBUSY when
  * something was mounted on it: nothing is made then either.  -EROFS on a
  * read-only handle.
  * Durable: when it returns 0, the layer survives a power cut.

@@ -1185,7 +1185,7 @@ out:
 	bl_id_unlock(h, id);
 	close(fd);
 	if (r == 0)
-		bl_quota_retry_pending(h, QGROUP_RETRIES_PER_REMOVE);
+		bl_quota_retry_pending_due(h, QGROUP_RETRIES_PER_REMOVE);
 	return r;
 }
 

@@ -116,6 +116,7 @@ struct btrfslayer {
 	struct bl_record_cache records;	/* limits read from quotas/ */
 	uint64_t *pending_qgroups;	/* see bl_quota_forget_subvolume() */
 	size_t n_pending_qgroups;
+	uint64_t pending_tried_ns;	/* CLOCK_MONOTONIC of the last retry */
 	int lock_fd;		/* HOME/.lock; holds this handle's session slot */
 	unsigned slot;		/* this handle's session slot */
 	struct bl_sweep_report sweep;	/* what open's recovery sweep did */
@@ -638,8 +639,10 @@ void bl_quota_unmark(btrfslayer *h, uint64_t id);
  * its data: it goes when the last byte it is charged for is freed. */
 void bl_quota_forget_subvolume(btrfslayer *h, uint64_t id);
 /* Try again for up to `max` of the oldest waiting qgroups; returns how many
- * this call destroyed. */
+ * this call destroyed.  _due: only when a second has passed since the
+ * last such try (a removal's; close tries them all, at once). */
 unsigned bl_quota_retry_pending(btrfslayer *h, size_t max);
+unsigned bl_quota_retry_pending_due(btrfslayer *h, size_t max);
 /* Open's sweep found quotas/.staging/<name>: if it is a marker, its qgroup
  * is tried now and, while the kernel still holds it, kept waiting.  1 if
  * this destroyed the qgroup or found it gone (the marker is deleted;

@@ -32,6 +32,11 @@
 /* Ids of deleted subvolumes whose qgroups wait for the kernel, kept in
  * memory; beyond this many the oldest wait for the next open's sweep. */
 #define PENDING_QGROUPS_MAX 4096
+/* How often a removal tries them again: the cleaner drops deleted
+ * subvolumes on its own time (seconds to tens of seconds), so a removal
+ * seldom finds one ready, and on a cold cache each try reads the root and
+ * quota trees.  Close tries them all. */
+#define PENDING_RETRY_INTERVAL_NS 1000000000u
 
 static const char *const mode_names[] = {
 	[BL_QUOTA_OFF] = "off",
@@ -478,6 +483,21 @@ unsigned bl_quota_retry_pending(btrfslayer *h, size_t max)
 	pthread_mutex_lock(&h->quota_lock);
 	if (h->n_pending_qgroups)
 		destroyed = retry_pending_locked(h, max);
+	pthread_mutex_unlock(&h->quota_lock);
+	return destroyed;
+}
+
+unsigned bl_quota_retry_pending_due(btrfslayer *h, size_t max)
+{
+	struct timespec now;
+	unsigned destroyed = 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	pthread_mutex_lock(&h->quota_lock);
+	if (h->n_pending_qgroups && ns - h->pending_tried_ns >= PENDING_RETRY_INTERVAL_NS) {
+		h->pending_tried_ns = ns;
+		destroyed = retry_pending_locked(h, max);
+	}
 	pthread_mutex_unlock(&h->quota_lock);
 	return destroyed;
 }
