@@ -31,7 +31,8 @@
  * quotas/ is the library's alone. */
 #define HOME_MODE 0710
 #define QUOTAS_MODE 0700
-/* Pending qgroups retried per remove; close retries them all. */
+/* Pending qgroups a remove retries (at most once a second, quota.c); close
+ * retries them all. */
 #define QGROUP_RETRIES_PER_REMOVE 8
 
 /* ---- open / close --------------------------------------------------------- */

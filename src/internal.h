@@ -654,10 +654,10 @@ unsigned bl_quota_adopt_attribute_markers(btrfslayer *h);
 
 /* ---- marker.c: where a qgroup to destroy is recorded ------------------- */
 
-/* Record qgroup 0/id (an attribute of subvolumes/, or a file in
- * quotas/.staging when that cannot be: *in_file).  -ENOSPC or -EDQUOT when
- * there is no room for either. */
-int bl_marker_write(btrfslayer *h, uint64_t id, bool *in_file);
+/* Record qgroup 0/id: an attribute of subvolumes/, or a file in
+ * quotas/.staging when that cannot be.  -ENOSPC or -EDQUOT when there is no
+ * room for the attribute (a removal goes on without it). */
+int bl_marker_write(btrfslayer *h, uint64_t id);
 /* Drop both kinds of marker of qgroup 0/id (a failure is logged). */
 void bl_marker_remove(btrfslayer *h, uint64_t id);
 /* The ids of the markers kept as attributes (*ids freed by the caller). */
@@ -828,7 +828,9 @@ int bl_changes_get(btrfslayer *h, const char *id, const char *parent, uint32_t f
 		   struct bl_changes *out, btrfslayer_error **err);
 void bl_changes_release(btrfslayer *h, struct bl_changes *c);
 
-/* What a path is in a tree, for the comparison (changes.c). */
+/* ---- change_entry.c: what both ways to the changes share ---------------- */
+
+/* What a path is in a tree, for the comparison. */
 struct bl_entry {
 	bool exists;
 	struct stat_lite {

@@ -62,10 +62,9 @@ uint64_t bl_marker_file_id(const char *name)
 	return marker_id(name, BL_MARKER_PREFIX);
 }
 
-int bl_marker_write(btrfslayer *h, uint64_t id, bool *in_file)
+int bl_marker_write(btrfslayer *h, uint64_t id)
 {
 	char name[sizeof(MARKER_ATTRIBUTE_PREFIX) + 20];
-	*in_file = false;
 	ssize_t used = flistxattr(h->subvolumes_fd, NULL, 0);
 	if (used >= 0 && used < MARKER_NAMES_MAX) {
 		attribute_name(id, name, sizeof(name));
@@ -76,7 +75,6 @@ int bl_marker_write(btrfslayer *h, uint64_t id, bool *in_file)
 	}
 	/* no room for its name, or no attributes here (a caller who does
 	 * not own the directory): a file */
-	*in_file = true;
 	file_name(id, name);
 	int fd = bl_open_regular_beneath(h->quota_staging_fd, name, O_WRONLY | O_CREAT, 0600);
 	if (fd < 0)

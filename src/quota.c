@@ -363,8 +363,7 @@ int bl_quota_mark_doomed(btrfslayer *h, const uint64_t *ids, size_t n,
 	if (mode == BL_QUOTA_QGROUP && bl_kernel_at_least(6, 11))
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		bool in_file;
-		r = bl_marker_write(h, ids[i], &in_file);
+		r = bl_marker_write(h, ids[i]);
 		if (r == -ENOSPC || r == -EDQUOT) {
 			/* a deletion frees space and must work on a full
 			 * filesystem: the qgroup waits in this handle only */
