@@ -127,6 +127,8 @@ expect 1 'echo "no" > "$FROZEN/greeting"'
 say "Removing a layer removes the subvolumes nested in it"
 run 'btrfs subvolume create "$CHILD/nested"'
 run 'btrfs subvolume list "$MNT"'
+echo "(.empty-0755-0-0 is the library's empty template, never a layer: the first empty"
+echo " layer made it, and every plain empty layer is a snapshot of it)"
 run 'btrfslayer rm child'
 run 'btrfs subvolume list "$MNT"'
 if btrfs subvolume list "$MNT" | grep -q nested; then
