@@ -48,6 +48,7 @@
 #include <linux/btrfs_tree.h>
 
 #include "btrfslayer.h"
+#include "device_work.h"
 
 extern char **environ;
 
@@ -100,6 +101,7 @@ static void cleanup_all(void)
 {
 	if (!*work)
 		return;	/* the rss child: nothing of its own */
+	device_work_stop();
 	teardown();
 	if (*mnt)
 		rmdir(mnt);
@@ -240,6 +242,9 @@ struct row {
 	const char *op;
 	enum mode mode;
 	struct series lib, raw, durable;
+	/* what the library call and the durable baseline made the kernel
+	 * write, per call (mutating rows only) */
+	struct work_samples lib_work, durable_work;
 	enum against against;
 	double target;	/* ratio; 0: none (shown, not in worst_ratio) */
 	const char *note;
@@ -472,11 +477,18 @@ static void make_image(btrfslayer *h, int subvols, const char *id, int files)
 /* ---- the single-op rows ---------------------------------------------------------- */
 
 #define TIME(series, stmt) do { double t0_ = now_us(); stmt; add(series, now_us() - t0_); } while (0)
+/* TIME, and what the call made the kernel write into the row's samples:
+ * WORK(row, lib, ...) or WORK(row, durable, ...) */
+#define WORK(row, column, stmt) do { device_work_begin(); TIME(&(row)->column, stmt); \
+				     device_work_end(&(row)->column##_work); } while (0)
 /* a then b on even rounds, b then a on odd ones: neither always finds the
  * caches the other warmed, nor always pays for the other's leftovers */
 #define PAIR(round, a, b) do { if ((round) % 2) { b; a; } else { a; b; } } while (0)
 
 static int counter;
+/* the WORK_* counts device_work_start() turned on; why not all */
+static int work_counts;
+static char work_missing[128];
 
 static void next_id(char *buf, size_t len, const char *prefix)
 {
@@ -502,15 +514,15 @@ static void bench_create_remove_empty(btrfslayer *h, enum mode mode, int rawfd)
 		next_id(b, sizeof(b), "rb");
 		/* the bare ioctl's change is committed untimed, so that the
 		 * next call timed does not pay for it */
-		PAIR(i, TIME(&c->lib, lib_create(h, id, NULL, 0, NULL)),
+		PAIR(i, WORK(c, lib, lib_create(h, id, NULL, 0, NULL)),
 		     TIME(&c->raw, check_sys(raw_create(rawfd, a), "create subvolume"));
 		     check_sys(syncfs(rawfd), "syncfs");
-		     TIME(&c->durable, check_sys(raw_create(rawfd, b), "create subvolume");
+		     WORK(c, durable, check_sys(raw_create(rawfd, b), "create subvolume");
 			  check_sys(syncfs(rawfd), "syncfs")));
-		PAIR(i, TIME(&d->lib, lib_remove(h, id)),
+		PAIR(i, WORK(d, lib, lib_remove(h, id)),
 		     TIME(&d->raw, check_sys(raw_destroy(rawfd, a), "delete subvolume"));
 		     check_sys(syncfs(rawfd), "syncfs");
-		     TIME(&d->durable, check_sys(raw_destroy(rawfd, b), "delete subvolume");
+		     WORK(d, durable, check_sys(raw_destroy(rawfd, b), "delete subvolume");
 			  check_sys(syncfs(rawfd), "syncfs")));
 		if (!m)
 			continue;
@@ -520,16 +532,18 @@ static void bench_create_remove_empty(btrfslayer *h, enum mode mode, int rawfd)
 		check_sys(syncfs(rawfd), "syncfs");
 		snprintf(last, sizeof(last), "%s", marker);
 		snprintf(marker, sizeof(marker), ".marker-%s", victim);
-		TIME(&m->durable, int f = openat(rawfd, marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		WORK(m, durable, int f = openat(rawfd, marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 						 0600);
 		     check_sys(f, "create marker"); close(f);
 		     check_sys(raw_destroy(rawfd, victim), "delete subvolume");
 		     check_sys(*last ? unlinkat(rawfd, last, 0) : 0, "unlink marker");
 		     check_sys(syncfs(rawfd), "syncfs"));
 	}
-	if (m)
+	if (m) {
 		for (int i = 0; i < d->lib.n; i++)
 			add(&m->lib, d->lib.v[i]);
+		device_work_append(&m->lib_work, &d->lib_work);
+	}
 }
 
 /* snapshot of the 10k-file image, and remove of such a snapshot with one
@@ -552,14 +566,14 @@ static void bench_snapshot(btrfslayer *h, enum mode mode, int rawfd, int subvols
 		next_id(id, sizeof(id), "s");
 		next_id(a, sizeof(a), "ra");
 		next_id(b, sizeof(b), "rb");
-		TIME(&s->lib, lib_create(h, id, image_id, 0, NULL));
+		WORK(s, lib, lib_create(h, id, image_id, 0, NULL));
 		TIME(&s->raw, check_sys(raw_snapshot(source, rawfd, a), "snapshot"));
-		TIME(&s->durable, check_sys(raw_snapshot(source, rawfd, b), "snapshot");
+		WORK(s, durable, check_sys(raw_snapshot(source, rawfd, b), "snapshot");
 		     check_sys(syncfs(rawfd), "syncfs"));
 		char c[32], c2[48];
 		next_id(c, sizeof(c), "rc");
 		snprintf(c2, sizeof(c2), "%s-published", c);
-		TIME(&p->durable, check_sys(raw_snapshot(source, rawfd, c), "snapshot");
+		WORK(p, durable, check_sys(raw_snapshot(source, rawfd, c), "snapshot");
 		     check_sys(renameat(rawfd, c, rawfd, c2), "rename");
 		     check_sys(syncfs(rawfd), "syncfs"));
 		check_sys(raw_destroy(rawfd, c2), "delete snapshot");
@@ -570,11 +584,11 @@ static void bench_snapshot(btrfslayer *h, enum mode mode, int rawfd, int subvols
 			check_sys(raw_create(fds[k], "nested"), "create nested subvolume");
 		}
 		check_sys(syncfs(rawfd), "syncfs");
-		TIME(&d->lib, lib_remove(h, id));
+		WORK(d, lib, lib_remove(h, id));
 		TIME(&d->raw, check_sys(raw_destroy(fds[1], "nested"), "delete nested");
 		     check_sys(raw_destroy(rawfd, a), "delete snapshot"));
 		check_sys(syncfs(rawfd), "syncfs");	/* untimed, as everywhere */
-		TIME(&d->durable, check_sys(raw_destroy(fds[2], "nested"), "delete nested");
+		WORK(d, durable, check_sys(raw_destroy(fds[2], "nested"), "delete nested");
 		     check_sys(raw_destroy(rawfd, b), "delete snapshot");
 		     check_sys(syncfs(rawfd), "syncfs"));
 		for (int k = 0; k < 3; k++)
@@ -582,6 +596,7 @@ static void bench_snapshot(btrfslayer *h, enum mode mode, int rawfd, int subvols
 	}
 	for (int i = 0; i < s->lib.n; i++)
 		add(&p->lib, s->lib.v[i]);
+	device_work_append(&p->lib_work, &s->lib_work);
 	close(source);
 }
 
@@ -609,7 +624,7 @@ static void bench_remove_big(btrfslayer *h, enum mode mode, int rawfd, int subvo
 				drop_caches();
 			switch ((i + k) % 3) {
 			case 0:
-				TIME(&d->lib, lib_remove(h, id));
+				WORK(d, lib, lib_remove(h, id));
 				break;
 			case 1:
 				TIME(&d->raw, check_sys(raw_destroy(rawfd, a), "delete snapshot"));
@@ -617,7 +632,7 @@ static void bench_remove_big(btrfslayer *h, enum mode mode, int rawfd, int subvo
 				check_sys(syncfs(rawfd), "syncfs");
 				break;
 			default:
-				TIME(&d->durable, check_sys(raw_destroy(rawfd, b), "delete snapshot");
+				WORK(d, durable, check_sys(raw_destroy(rawfd, b), "delete snapshot");
 				     check_sys(syncfs(rawfd), "syncfs"));
 			}
 		}
@@ -706,31 +721,33 @@ static void bench_limits(btrfslayer *h, enum mode mode, int rawfd, int subvols)
 		uint64_t size = (1ULL << 30) + (uint64_t)i * 4096;
 		char width20[24];
 		snprintf(width20, sizeof(width20), "%020" PRIu64, size);
-		TIME(&inplace->lib, check_sys(raw_limit(b, size), "limit");
+		WORK(inplace, lib, check_sys(raw_limit(b, size), "limit");
 		     check_sys(pwrite(fixed, width20, 20, 0) == 20 ? 0 : -1, "rewrite record");
 		     check_sys(syncfs(b), "syncfs"));
-		TIME(&s->lib, check(btrfslayer_set_quota(h, id, size, &err), err, "set limit"));
+		WORK(s, lib, check(btrfslayer_set_quota(h, id, size, &err), err, "set limit"));
 		TIME(&s->raw, check_sys(raw_limit(a, size), "limit"));
 		check_sys(syncfs(a), "syncfs");
-		TIME(&s->durable, check_sys(raw_limit(b, size), "limit");
+		WORK(s, durable, check_sys(raw_limit(b, size), "limit");
 		     check_sys(syncfs(b), "syncfs"));
 		char text[32];
 		int len = snprintf(text, sizeof(text), "%" PRIu64, size);
-		TIME(&p->durable, check_sys(raw_limit(b, size), "limit");
+		WORK(p, durable, check_sys(raw_limit(b, size), "limit");
 		     int f = openat(rawfd, "record.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		     check_sys(f, "create record");
 		     check_sys(write(f, text, (size_t)len) == len ? 0 : -1, "write record");
 		     close(f); check_sys(renameat(rawfd, "record.tmp", rawfd, "record"), "rename");
 		     check_sys(syncfs(b), "syncfs"));
-		TIME(&c->lib, check(btrfslayer_clear_quota(h, id, &err), err, "clear limit"));
+		WORK(c, lib, check(btrfslayer_clear_quota(h, id, &err), err, "clear limit"));
 		TIME(&c->raw, check_sys(raw_limit(a, 0), "limit"));
 		check_sys(syncfs(a), "syncfs");
-		TIME(&c->durable, check_sys(raw_limit(b, 0), "limit"); check_sys(syncfs(b), "syncfs"));
+		WORK(c, durable, check_sys(raw_limit(b, 0), "limit"); check_sys(syncfs(b), "syncfs"));
 	}
 	for (int i = 0; i < s->lib.n; i++)
 		add(&p->lib, s->lib.v[i]);
 	for (int i = 0; i < s->durable.n; i++)
 		add(&inplace->durable, s->durable.v[i]);
+	device_work_append(&p->lib_work, &s->lib_work);
+	device_work_append(&inplace->durable_work, &s->durable_work);
 	close(fixed);
 	close(a);
 	close(b);
@@ -919,6 +936,15 @@ static void bench_mode(enum mode mode)
 	int rawfd = raw_dir();
 	make_image(h, subvols, "image10k", IMAGE_FILES);
 	make_image(h, subvols, "image100k", BIG_FILES);
+	uint64_t home_tree;
+	int home_fd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	check_sys(home_fd, "open home");
+	check_sys(raw_subvolume_id(home_fd, &home_tree), "look up home's tree");
+	close(home_fd);
+	const char *why = NULL;
+	work_counts = device_work_start(rawfd, loopdev, home_tree, &why);
+	if (why)
+		snprintf(work_missing, sizeof(work_missing), "%s", why);
 
 	fprintf(stderr, "btrfslayer-bench: quotas %s: single operations\n", mode_names[mode]);
 	bench_reads(h, mode, subvols, quotas);
@@ -930,6 +956,7 @@ static void bench_mode(enum mode mode)
 	bench_remove_big(h, mode, rawfd, subvols, "image100k", true);
 	btrfslayer_error *err = NULL;
 	check(btrfslayer_close(h, &err), err, "close");
+	device_work_stop();
 	close(rawfd);
 	close(quotas);
 	close(subvols);
@@ -956,6 +983,48 @@ static double ratio(struct series *a, struct series *b)
 {
 	double m = median(b);
 	return m > 0 ? median(a) / m : 0;
+}
+
+/* Counts for each mutating row: the library's column beside its
+ * baseline's, so that a ratio above 1 in the table above can be told
+ * apart: more work asked of the kernel, or the same work costing more. */
+static void report_work(void)
+{
+	if (!(work_counts & WORK_DEVICE_COUNTS)) {
+		printf("\nWhat the calls made the kernel write: not counted (%s).\n", work_missing);
+		return;
+	}
+	bool tree_counts = work_counts & WORK_TREE_COUNTS;
+	printf("\nWhat one call made the kernel write, medians per call, as `library · "
+	       "durable` (a floor row's two columns, as above): KiB written to the loop device, "
+	       "cache flushes sent to it, transaction commits, and tree blocks copied on write "
+	       "in home's tree (its directories and records), the quota tree, layers' own "
+	       "trees, and the rest (root, extent, free space, checksum trees). The kernel's "
+	       "cleaner drops removed subvolumes after the call; what it writes lands in "
+	       "whichever call runs then.%s%s\n\n",
+	       tree_counts ? "" : " Commits and tree blocks not counted: ",
+	       tree_counts ? "" : work_missing);
+	printf("| op | quotas | KiB written | flushes | commits | home's tree | quota tree | "
+	       "layers' trees | other trees |\n");
+	printf("|---|---|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < n_rows; i++) {
+		struct row *r = &rows[i];
+		if (!r->lib_work.n || !r->durable_work.n)
+			continue;
+		struct work_sample lib, dur;
+		device_work_median(&r->lib_work, &lib);
+		device_work_median(&r->durable_work, &dur);
+		printf("| %s | %s | %.4g · %.4g | %.4g · %.4g", r->op, mode_names[r->mode],
+		       lib.kib_written, dur.kib_written, lib.flushes, dur.flushes);
+		if (!tree_counts) {
+			printf(" | — | — | — | — | — |\n");
+			continue;
+		}
+		printf(" | %.4g · %.4g", lib.commits, dur.commits);
+		for (int t = 0; t < N_WORK_TREES; t++)
+			printf(" | %.4g · %.4g", lib.blocks[t], dur.blocks[t]);
+		printf(" |\n");
+	}
 }
 
 static void report(bool quick)
@@ -1006,6 +1075,7 @@ static void report(bool quick)
 			worst_mode = r->mode;
 		}
 	}
+	report_work();
 	printf("\nScale: medians (min–max); list's raw baseline is a directory read with one "
 	       "statx per entry; peak RSS (VmHWM) of a process that opens, creates, looks up, "
 	       "removes and closes.\n\n");
