@@ -383,6 +383,7 @@ static int shut(btrfslayer *h, bool failed, btrfslayer_error **err)
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_destroy(&h->id_locks[i]);
 	pthread_mutex_destroy(&h->quota_lock);
+	pthread_mutex_destroy(&h->marker_lock);
 	pthread_mutex_destroy(&h->template_lock);
 	bl_record_cache_destroy(&h->records);
 	free(h->pending_qgroups);
@@ -415,6 +416,7 @@ BTRFSLAYER_API int btrfslayer_open(const char *home,
 	for (size_t i = 0; i < BL_ID_LOCKS; i++)
 		pthread_mutex_init(&h->id_locks[i], NULL);
 	pthread_mutex_init(&h->quota_lock, NULL);
+	pthread_mutex_init(&h->marker_lock, NULL);
 	bl_record_cache_init(&h->records);
 	bl_template_init(h);
 

@@ -27,8 +27,8 @@
 #define BL_RESERVED_NAME_MAX 32
 #define BL_RESERVED_NAME_ATTEMPTS 8
 /* quotas/.staging/.qgroup-<subvolume id>: the qgroup of a deleted
- * subvolume that is still to be destroyed, when it cannot be an attribute
- * of subvolumes/ (marker.c). */
+ * subvolume that is still to be destroyed, when it cannot be in the list
+ * kept as an attribute of subvolumes/ (marker.c). */
 #define BL_MARKER_PREFIX ".qgroup-"
 
 /* Handles sharing a home: each holds one of these slots in HOME/.lock. */
@@ -133,6 +133,7 @@ struct btrfslayer {
 	bool read_only;		/* btrfs.read_only: changes nothing (readonly.c) */
 	uint64_t subvolumes_mount;	/* mount id of subvolumes_fd, read at its
 					 * first use (atomic); 0 until then */
+	pthread_mutex_t marker_lock;	/* rewriting the marker list (marker.c) */
 	pthread_mutex_t template_lock;	/* the three below */
 	int template_fd;	/* the empty template (template.c); -1 */
 	bool template_refused;	/* what sits at its name is not one: said once */
@@ -217,6 +218,10 @@ bool bl_session_trylock_id(btrfslayer *h, unsigned index);
  * waiting for another handle that holds it. */
 void bl_session_lock_home(btrfslayer *h);
 void bl_session_unlock_home(btrfslayer *h);
+/* The lock of the qgroup marker list (marker.c), across processes: taken
+ * with the handle's marker_lock held. */
+void bl_session_lock_markers(btrfslayer *h);
+void bl_session_unlock_markers(btrfslayer *h);
 /* The home lock on a fresh open of dirfd's .lock, for a handle that had to
  * let go of its own: the fd that holds it, or a negative errno. */
 int bl_session_lock_home_at(int dirfd);
@@ -654,13 +659,13 @@ unsigned bl_quota_adopt_attribute_markers(btrfslayer *h);
 
 /* ---- marker.c: where a qgroup to destroy is recorded ------------------- */
 
-/* Record qgroup 0/id: an attribute of subvolumes/, or a file in
- * quotas/.staging when that cannot be.  -ENOSPC or -EDQUOT when there is no
- * room for the attribute (a removal goes on without it). */
+/* Record qgroup 0/id: in the list kept as an attribute of subvolumes/, or
+ * as a file in quotas/.staging when that cannot be.  -ENOSPC or -EDQUOT when
+ * there is room for neither (a removal goes on without it). */
 int bl_marker_write(btrfslayer *h, uint64_t id);
 /* Drop both kinds of marker of qgroup 0/id (a failure is logged). */
 void bl_marker_remove(btrfslayer *h, uint64_t id);
-/* The ids of the markers kept as attributes (*ids freed by the caller). */
+/* The ids in the list kept as an attribute (*ids freed by the caller). */
 int bl_marker_attributes(btrfslayer *h, uint64_t **ids, size_t *n);
 /* The id in a marker file's name (.qgroup-<id>), or 0 when it is not one. */
 uint64_t bl_marker_file_id(const char *name);

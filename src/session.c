@@ -9,7 +9,8 @@
  * each open handle; the next BL_ID_LOCKS bytes are the id locks, and the
  * byte after them is the home lock.  A name a handle reserves carries its
  * slot, so the sweep of a later open can tell what a dead handle left from
- * what a live one is still building.
+ * what a live one is still building.  The byte after the home lock guards
+ * the list of qgroup markers (marker.c) while a handle rewrites it.
  *
  * The home lock serializes what opens and closes decide about home itself:
  * the bind mount on it, its records (.idmap, .mount) and its layout.  An
@@ -37,6 +38,7 @@
 #define LOCK_FILE ".lock"
 #define ID_LOCKS_START BL_SESSION_SLOTS
 #define HOME_LOCK (ID_LOCKS_START + BL_ID_LOCKS)
+#define MARKERS_LOCK (HOME_LOCK + 1)
 
 static int byte_lock(int fd, int cmd, short type, off_t start, off_t len)
 {
@@ -128,6 +130,23 @@ void bl_session_unlock_home(btrfslayer *h)
 	if (h->lock_fd < 0)
 		return;
 	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, HOME_LOCK, 1);
+}
+
+void bl_session_lock_markers(btrfslayer *h)
+{
+	if (h->lock_fd < 0)
+		return;
+	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, MARKERS_LOCK, 1);
+	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
+		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
+		       btrfslayer_strerror(r));
+}
+
+void bl_session_unlock_markers(btrfslayer *h)
+{
+	if (h->lock_fd < 0)
+		return;
+	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, MARKERS_LOCK, 1);
 }
 
 int bl_session_lock_home_at(int dirfd)

@@ -341,18 +341,24 @@ static int plant_marker_chardev(struct env *e, const char *path, const char *arg
 	return plant_chardev(e, e->plant_path, arg);
 }
 
-/* The same, with subvolumes/ given 40 KiB of attribute names first: more
- * than the library lets its markers take of the 64 KiB a list can hold,
- * so that remove writes the marker as a file, where the device is. */
+/* The same, with the list of markers on subvolumes/ filled first (2047
+ * bytes of ids, where the library lets it grow to 2048), so that remove
+ * writes the marker as a file, where the device is. */
 static int plant_marker_chardev_full(struct env *e, const char *path, const char *arg)
 {
-	char subvolumes[PATH_MAX], name[256];
+	char subvolumes[PATH_MAX], list[4200];
+	size_t len = 0;
 	pathf(subvolumes, sizeof(subvolumes), "%s/subvolumes", e->home);
-	for (int i = 0; i < 200; i++) {
-		snprintf(name, sizeof(name), "user.hostile-%03d-%0180d", i, 0);
-		if (lsetxattr(subvolumes, name, "", 0, 0) < 0)
-			return errno;
-	}
+	/* ids of no subvolume there is (a retry finds them gone), the last
+	 * one as long as it takes to end at 2047 */
+	for (uint64_t id = 900000000; len + 10 <= 2032; id++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRIu64, len ? " " : "",
+					id);
+	list[len++] = ' ';
+	while (len < 2047)
+		list[len++] = '1';
+	if (lsetxattr(subvolumes, "user.btrfslayer.qgroups", list, len, 0) < 0)
+		return errno;
 	return plant_marker_chardev(e, path, arg);
 }
 

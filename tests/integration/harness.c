@@ -558,14 +558,13 @@ static int add_marker(uint64_t *ids, int n, int max, const char *digits)
 
 int harness_markers(const char *home, uint64_t *ids, int max)
 {
-	static const char attribute[] = "user.btrfslayer.qgroup.";
-	char path[PATH_MAX], names[65536];
+	char path[PATH_MAX], list[65536];
 	int n = 0;
 	snprintf(path, sizeof(path), "%s/subvolumes", home);
-	ssize_t size = llistxattr(path, names, sizeof(names));
-	for (ssize_t at = 0; at < size; at += (ssize_t)strlen(names + at) + 1)
-		if (!strncmp(names + at, attribute, sizeof(attribute) - 1))
-			n = add_marker(ids, n, max, names + at + sizeof(attribute) - 1);
+	ssize_t size = lgetxattr(path, "user.btrfslayer.qgroups", list, sizeof(list) - 1);
+	list[size > 0 ? size : 0] = '\0';
+	for (char *save = NULL, *id = strtok_r(list, " ", &save); id; id = strtok_r(NULL, " ", &save))
+		n = add_marker(ids, n, max, id);
 	snprintf(path, sizeof(path), "%s/quotas/.staging", home);
 	DIR *listing = opendir(path);
 	struct dirent *d;

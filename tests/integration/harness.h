@@ -69,10 +69,10 @@ int harness_template_ids(const char *home, uint64_t *ids, int max);
  * with the mode and owner its name says), else what is wrong with it. */
 const char *harness_template_flaw(const char *path);
 
-/* The qgroups a home's markers name, up to max: the attributes
- * user.btrfslayer.qgroup.<id> of HOME/subvolumes and the files
- * quotas/.staging/.qgroup-<id> (where a marker goes when it cannot be an
- * attribute, and where versions before 1.1 put them all); their count. */
+/* The qgroups a home's markers name, up to max: the ids in the attribute
+ * user.btrfslayer.qgroups of HOME/subvolumes and the files
+ * quotas/.staging/.qgroup-<id> (where a marker goes when the list cannot
+ * take it, and where versions before 1.1 put them all); their count. */
 int harness_markers(const char *home, uint64_t *ids, int max);
 /* Whether a marker of the home names qgroup 0/id. */
 bool harness_marked(const char *home, uint64_t id);
