@@ -165,10 +165,12 @@ churn() {
 }
 run 'churn 2'
 # the library's reserved names live in the .staging directories; the qgroup
-# markers (.qgroup-N) wait there for the kernel's cleaner, and are counted
+# markers wait for the kernel's cleaner in the attribute user.btrfslayer.qgroups
+# of subvolumes/, and as files (.qgroup-N) there when the list is full: those
+# are counted
 reserved() {
 	ls -A "$HOME_DIR"/{subvolumes,quotas}{,/.staging} | grep -v '^\.qgroup-'
-	echo "qgroup markers: $(ls -A "$HOME_DIR/quotas/.staging" | grep -c '^\.qgroup-')"
+	echo "qgroup marker files: $(ls -A "$HOME_DIR/quotas/.staging" | grep -c '^\.qgroup-')"
 }
 run 'reserved'
 say "... the next open finishes or undoes what the killed call left (-v shows the log)"
