@@ -90,14 +90,26 @@ void bl_session_close(btrfslayer *h)
 	h->lock_fd = -1;
 }
 
-void bl_session_lock_id(btrfslayer *h, unsigned index)
+/* Wait for the lock byte at `at` of the handle's .lock, or let it go. */
+static void hold_byte(btrfslayer *h, off_t at)
 {
 	if (h->lock_fd < 0)
 		return;	/* a read-only handle holds no slot */
-	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, ID_LOCKS_START + index, 1);
+	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, at, 1);
 	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
 		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
 		       btrfslayer_strerror(r));
+}
+
+static void release_byte(btrfslayer *h, off_t at)
+{
+	if (h->lock_fd >= 0)
+		byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, at, 1);
+}
+
+void bl_session_lock_id(btrfslayer *h, unsigned index)
+{
+	hold_byte(h, ID_LOCKS_START + index);
 }
 
 bool bl_session_trylock_id(btrfslayer *h, unsigned index)
@@ -110,43 +122,27 @@ bool bl_session_trylock_id(btrfslayer *h, unsigned index)
 
 void bl_session_unlock_id(btrfslayer *h, unsigned index)
 {
-	if (h->lock_fd < 0)
-		return;
-	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, ID_LOCKS_START + index, 1);
+	release_byte(h, ID_LOCKS_START + index);
 }
 
 void bl_session_lock_home(btrfslayer *h)
 {
-	if (h->lock_fd < 0)
-		return;
-	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, HOME_LOCK, 1);
-	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
-		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
-		       btrfslayer_strerror(r));
+	hold_byte(h, HOME_LOCK);
 }
 
 void bl_session_unlock_home(btrfslayer *h)
 {
-	if (h->lock_fd < 0)
-		return;
-	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, HOME_LOCK, 1);
+	release_byte(h, HOME_LOCK);
 }
 
 void bl_session_lock_markers(btrfslayer *h)
 {
-	if (h->lock_fd < 0)
-		return;
-	int r = byte_lock(h->lock_fd, F_OFD_SETLKW, F_WRLCK, MARKERS_LOCK, 1);
-	if (r < 0)	/* only -ENOLCK is possible: go on, as before locks */
-		bl_log(BTRFSLAYER_LOG_WARNING, "lock %s/" LOCK_FILE ": %s", h->home,
-		       btrfslayer_strerror(r));
+	hold_byte(h, MARKERS_LOCK);
 }
 
 void bl_session_unlock_markers(btrfslayer *h)
 {
-	if (h->lock_fd < 0)
-		return;
-	byte_lock(h->lock_fd, F_OFD_SETLK, F_UNLCK, MARKERS_LOCK, 1);
+	release_byte(h, MARKERS_LOCK);
 }
 
 int bl_session_lock_home_at(int dirfd)

@@ -207,15 +207,12 @@ static void none_lost_at_once(void **state)
 			 "dropped", in_list, in_files);
 	assert_true(getxattr(path, "user.btrfslayer.qgroups", NULL, 0) < 0 && errno == ENODATA);
 
-	snprintf(path, sizeof(path), "%s/quotas/.staging", home);
-	rmdir(path);
-	snprintf(path, sizeof(path), "%s/quotas", home);
-	rmdir(path);
-	snprintf(path, sizeof(path), "%s/subvolumes", home);
-	rmdir(path);
-	snprintf(path, sizeof(path), "%s/.lock", home);
-	unlink(path);
-	rmdir(home);
+	static const char *const made[] = { "quotas/.staging", "quotas", "subvolumes", ".lock" };
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", home, made[i]);
+		assert_int_equal(remove(path), 0);
+	}
+	assert_int_equal(rmdir(home), 0);
 }
 
 int main(void)
