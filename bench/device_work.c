@@ -190,14 +190,19 @@ void device_work_end(struct work_samples *into)
 
 void device_work_append(struct work_samples *into, const struct work_samples *from)
 {
-	for (int i = 0; i < from->n; i++) {
-		struct work_sample *v = realloc(into->v, (size_t)(into->n + 1) * sizeof(*v));
-		if (!v)
-			return;
-		v[into->n++] = from->v[i];
-		into->v = v;
-	}
+	if (!from->n)
+		return;
+	struct work_sample *v = realloc(into->v, (size_t)(into->n + from->n) * sizeof(*v));
+	if (!v)
+		return;	/* the row keeps the samples it had */
+	memcpy(v + into->n, from->v, (size_t)from->n * sizeof(*v));
+	into->v = v;
+	into->n += from->n;
 }
+
+/* device_work_median() walks a sample as an array of doubles */
+_Static_assert(sizeof(struct work_sample) == (3 + N_WORK_TREES) * sizeof(double),
+	       "struct work_sample holds doubles only");
 
 void device_work_median(const struct work_samples *s, struct work_sample *out)
 {
